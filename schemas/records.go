@@ -210,4 +210,3 @@ const (
 	HeaderSourcePartition = "driftline.source.partition"
 	HeaderSourceOffset    = "driftline.source.offset"
 )
-
