@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 
 	"github.com/segmentio/encoding/json"
@@ -83,13 +85,8 @@ func (f *ModelFeed) Versions(model string) []*schemas.ModelVersion {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	out := make([]*schemas.ModelVersion, 0, len(f.versions[model]))
-	for v := 1; len(out) < len(f.versions[model]); v++ {
-		if mv, ok := f.versions[model][v]; ok {
-			out = append(out, mv)
-		}
-		if v > 1<<20 {
-			break
-		}
+	for _, v := range slices.Sorted(maps.Keys(f.versions[model])) {
+		out = append(out, f.versions[model][v])
 	}
 	return out
 }

@@ -1,0 +1,235 @@
+package features
+
+import (
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/driftline/driftline/schemas"
+)
+
+// The catalog of features the first-cut stage computes. A Spec picks and
+// orders a subset by name. Issue 3 replaces this fixed catalog with feature
+// definitions as data.
+const (
+	fSessionEvents = iota
+	fSessionProductViews
+	fSessionSearches
+	fSessionCartAdds
+	fSessionCartRemoves
+	fSessionCartValue
+	fSessionMeanViewedPrice
+	fSessionMinutes
+	fIsCheckout
+	fUserSessions
+	fUserPurchases
+	fHoursSinceLastPurchase
+	fDeviceMobile
+	fReferrerAds
+	fReferrerEmail
+	numCatalog
+)
+
+var catalogNames = [numCatalog]string{
+	"session_events", "session_product_views", "session_searches",
+	"session_cart_adds", "session_cart_removes", "session_cart_value",
+	"session_mean_viewed_price", "session_minutes", "is_checkout",
+	"user_sessions", "user_purchases", "hours_since_last_purchase",
+	"device_mobile", "referrer_ads", "referrer_email",
+}
+
+// neverPurchasedHours is hours_since_last_purchase for a user with none.
+const neverPurchasedHours = 720
+
+// Catalog returns the names of every feature the stage can compute.
+func Catalog() []string { return slices.Clone(catalogNames[:]) }
+
+func catalogIndex(name string) int { return slices.Index(catalogNames[:], name) }
+
+// session is the state of one storefront session.
+type session struct {
+	userID         string
+	segments       schemas.Segments
+	firstMillis    int64
+	lastMillis     int64
+	events         int
+	productViews   int
+	searches       int
+	cartAdds       int
+	cartRemoves    int
+	cartValue      float64
+	viewedPriceSum float64
+	purchaseMillis int64 // event time of the latest purchase; 0 none
+	pending        []*pendingLabel
+}
+
+// user is the lifetime state of one user.
+//
+// Purchases are kept as times, not only a count: the three input topics are
+// consumed concurrently, so a purchase can be processed before a cart event
+// that precedes it in event time. Counting it would leak the label into the
+// vector; purchasesBefore counts only purchases at or before the event.
+type user struct {
+	sessions    int
+	lastSession string
+	// recent holds the latest purchase times (at most recentPurchases);
+	// older purchases are folded into olderCount and olderLastMs.
+	recent      []int64
+	olderCount  int
+	olderLastMs int64
+}
+
+const recentPurchases = 8
+
+func (u *user) addPurchase(ms int64) {
+	if len(u.recent) == recentPurchases {
+		u.olderCount++
+		u.olderLastMs = max(u.olderLastMs, u.recent[0])
+		u.recent = append(u.recent[:0], u.recent[1:]...)
+	}
+	u.recent = append(u.recent, ms)
+}
+
+// purchasesBefore returns how many purchases the user made at or before ms
+// and the time of the latest of them (0 if none).
+func (u *user) purchasesBefore(ms int64) (n int, lastMs int64) {
+	n, lastMs = u.olderCount, u.olderLastMs
+	for _, t := range u.recent {
+		if t <= ms {
+			n++
+			lastMs = max(lastMs, t)
+		}
+	}
+	return n, lastMs
+}
+
+// pendingLabel is a vector waiting for its outcome.
+type pendingLabel struct {
+	label    schemas.Label
+	sess     *session
+	resolved bool
+}
+
+// partState is everything the stage keeps for one partition number of the
+// co-partitioned input topics.
+type partState struct {
+	sessions map[string]*session
+	users    map[string]*user
+	queue    []*pendingLabel // in arrival order, for horizon expiry
+	maxTS    map[string]int64
+	swept    int64 // watermark at the last session sweep
+}
+
+func newPartState() *partState {
+	return &partState{
+		sessions: map[string]*session{},
+		users:    map[string]*user{},
+		maxTS:    map[string]int64{},
+	}
+}
+
+// observe updates the partition's per-topic event-time maximum.
+func (p *partState) observe(topic string, ms int64) {
+	if ms > p.maxTS[topic] {
+		p.maxTS[topic] = ms
+	}
+}
+
+// watermark is the minimum over topics of the maximum event time, minus
+// lateness; 0 before any event.
+func (p *partState) watermark(latenessMs int64) int64 {
+	wm := int64(math.MaxInt64)
+	for _, ts := range p.maxTS {
+		wm = min(wm, ts)
+	}
+	if wm == math.MaxInt64 {
+		return 0
+	}
+	return wm - latenessMs
+}
+
+// apply folds an event into session and user state and returns the session.
+func (p *partState) apply(e *schemas.Event) *session {
+	s := p.sessions[e.SessionID]
+	u := p.users[e.UserID]
+	if u == nil {
+		u = &user{}
+		p.users[strings.Clone(e.UserID)] = u
+	}
+	if s == nil {
+		s = &session{
+			userID:      strings.Clone(e.UserID),
+			firstMillis: e.TimeMillis,
+			segments: schemas.Segments{
+				Device:   strings.Clone(e.Device),
+				Country:  strings.Clone(e.Country),
+				Referrer: strings.Clone(e.Referrer),
+			},
+		}
+		id := strings.Clone(e.SessionID)
+		p.sessions[id] = s
+		if u.lastSession != id {
+			u.sessions++
+			u.lastSession = id
+		}
+	}
+	if schemas.TopicOf(e.Type) != schemas.TopicTransactions {
+		s.events++ // outcomes must not feed the vector they label
+	}
+	s.lastMillis = max(s.lastMillis, e.TimeMillis)
+	s.firstMillis = min(s.firstMillis, e.TimeMillis)
+	switch e.Type {
+	case schemas.ProductView:
+		s.productViews++
+		s.viewedPriceSum += e.Price
+	case schemas.Search:
+		s.searches++
+	case schemas.AddToCart:
+		s.cartAdds++
+		s.cartValue += e.Price * float64(e.Quantity)
+	case schemas.RemoveFromCart:
+		s.cartRemoves++
+		s.cartValue = max(0, s.cartValue-e.Price*float64(e.Quantity))
+	case schemas.CheckoutStart:
+		s.cartValue = e.CartValue
+	case schemas.Purchase:
+		s.purchaseMillis = max(s.purchaseMillis, e.TimeMillis)
+		u.addPurchase(e.TimeMillis)
+	}
+	return s
+}
+
+// compute writes the catalog values for an event of a session into out
+// (length numCatalog). The event's own contribution is already applied.
+func (p *partState) compute(e *schemas.Event, s *session, out *[numCatalog]float64) {
+	u := p.users[e.UserID]
+	out[fSessionEvents] = float64(s.events)
+	out[fSessionProductViews] = float64(s.productViews)
+	out[fSessionSearches] = float64(s.searches)
+	out[fSessionCartAdds] = float64(s.cartAdds)
+	out[fSessionCartRemoves] = float64(s.cartRemoves)
+	out[fSessionCartValue] = s.cartValue
+	out[fSessionMeanViewedPrice] = 0
+	if s.productViews > 0 {
+		out[fSessionMeanViewedPrice] = s.viewedPriceSum / float64(s.productViews)
+	}
+	out[fSessionMinutes] = float64(e.TimeMillis-s.firstMillis) / 60000
+	out[fIsCheckout] = b2f(e.Type == schemas.CheckoutStart)
+	out[fUserSessions] = float64(u.sessions)
+	n, last := u.purchasesBefore(e.TimeMillis)
+	out[fUserPurchases] = float64(n)
+	out[fHoursSinceLastPurchase] = neverPurchasedHours
+	if last > 0 {
+		out[fHoursSinceLastPurchase] = min(neverPurchasedHours, float64(e.TimeMillis-last)/3.6e6)
+	}
+	out[fDeviceMobile] = b2f(s.segments.Device == "mobile")
+	out[fReferrerAds] = b2f(s.segments.Referrer == "ads")
+	out[fReferrerEmail] = b2f(s.segments.Referrer == "email")
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
