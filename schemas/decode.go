@@ -124,7 +124,7 @@ func (d *Decoder) decode(topic string, value []byte, e *Event) *ValidationError 
 	rest, err := json.Parse(value, e, parseFlags)
 	if err != nil {
 		e.Reset()
-		return parseError(value, rest, err)
+		return parseError(err)
 	}
 	if len(rest) != 0 {
 		e.Reset()
@@ -201,9 +201,9 @@ func checkObject(value []byte) *ValidationError {
 		kind = "null"
 	case c == '-' || ('0' <= c && c <= '9'):
 		kind = "a number"
-	default:
-		return invalid("record", "invalid JSON: invalid character "+strconv.QuoteRune(rune(c))+
-			" at byte "+strconv.Itoa(i))
+	}
+	if err := json.Unmarshal(value, new(any)); err != nil || kind == "" {
+		return parseError(err)
 	}
 	return invalid("record", "must be a JSON object, got "+kind)
 }
@@ -224,12 +224,12 @@ func invalidUTF8At(b []byte) int {
 // parseError maps an error of the JSON decoder to the field it is about: a
 // type mismatch names the field ("price: must be a number"), a syntax error
 // names the record and keeps the decoder's message.
-func parseError(value, rest []byte, err error) *ValidationError {
+func parseError(err error) *ValidationError {
 	if te, ok := err.(*json.UnmarshalTypeError); ok && te.Field != "" && te.Type != nil {
-		// segmentio puts the offending input (or "number N overflows")
-		// into Value; a number token there means the value was a number of
-		// the wrong kind or size rather than the wrong JSON type.
-		v := strings.TrimLeft(te.Value, `"`)
+		// segmentio puts the quoted offending input, or "number N
+		// overflows", into Value. A number token there means the value
+		// was a number of the wrong kind or size, not of the wrong type.
+		v := strings.TrimPrefix(te.Value, `"`)
 		number := v != "" && (v[0] == '-' || ('0' <= v[0] && v[0] <= '9') || strings.HasPrefix(v, "number "))
 		switch te.Type.Kind() {
 		case reflect.Float64:
@@ -250,6 +250,11 @@ func parseError(value, rest []byte, err error) *ValidationError {
 	if te, ok := err.(*json.UnmarshalTypeError); ok && te.Field == "" {
 		return invalid("record", "must be a JSON object")
 	}
-	msg := strings.TrimPrefix(err.Error(), "json: ")
+	if err == nil { // a non-object that the decoder took for valid JSON
+		return invalid("record", "must be a JSON object")
+	}
+	// segmentio ends its messages with ": " and up to 32 bytes of the
+	// input that follow the problem; at the end of input that is nothing.
+	msg := strings.TrimSuffix(strings.TrimPrefix(err.Error(), "json: "), ": ")
 	return invalid("record", "invalid JSON: "+msg)
 }

@@ -311,6 +311,11 @@ func (p *problem) evaluate(theta []float64, e *eval, scratch []float64) {
 		g := s[1 : 1+dim]
 		h := s[1+dim:]
 		var f float64
+		// Rows are taken in blocks of hb: the Hessian update then reads and
+		// writes each entry of h once per block instead of once per row.
+		var zs [hb][]float64
+		var ws [hb]float64
+		nb := 0
 		for i := p.parts[k]; i < p.parts[k+1]; i++ {
 			zi := p.z[i*dim : (i+1)*dim]
 			var t float64
@@ -338,15 +343,15 @@ func (p *problem) evaluate(theta []float64, e *eval, scratch []float64) {
 			for j, v := range zi {
 				g[j] += r * v
 			}
-			wt := pr * q
-			for a := range dim {
-				sa := wt * zi[a]
-				row := h[a*dim+a : a*dim+dim]
-				za := zi[a:dim]
-				for b := range row {
-					row[b] += sa * za[b]
-				}
+			zs[nb], ws[nb] = zi, pr*q
+			nb++
+			if nb == hb {
+				hessianBlock(h, dim, &zs, &ws)
+				nb = 0
 			}
+		}
+		for b := range nb {
+			hessianRow(h, dim, zs[b], ws[b])
 		}
 		s[0] = f
 	})
@@ -381,6 +386,35 @@ func (p *problem) evaluate(theta []float64, e *eval, scratch []float64) {
 		e.gmax = math.Max(e.gmax, math.Abs(v))
 	}
 	e.gmax /= float64(p.n)
+}
+
+// hb is the number of rows per Hessian block update.
+const hb = 4
+
+// hessianBlock adds Σ_r ws[r]·zs[r]·zs[r]ᵀ to the upper triangle of h.
+func hessianBlock(h []float64, dim int, zs *[hb][]float64, ws *[hb]float64) {
+	z0, z1, z2, z3 := zs[0][:dim], zs[1][:dim], zs[2][:dim], zs[3][:dim]
+	for a := range dim {
+		c0, c1, c2, c3 := ws[0]*z0[a], ws[1]*z1[a], ws[2]*z2[a], ws[3]*z3[a]
+		row := h[a*dim+a : a*dim+dim]
+		n := len(row) // dim - a
+		a0, a1, a2, a3 := z0[a:][:n], z1[a:][:n], z2[a:][:n], z3[a:][:n]
+		for b := range row {
+			row[b] += c0*a0[b] + c1*a1[b] + c2*a2[b] + c3*a3[b]
+		}
+	}
+}
+
+// hessianRow adds w·z·zᵀ to the upper triangle of h.
+func hessianRow(h []float64, dim int, z []float64, w float64) {
+	for a := range dim {
+		sa := w * z[a]
+		row := h[a*dim+a : a*dim+dim]
+		za := z[a:dim]
+		for b := range row {
+			row[b] += sa * za[b]
+		}
+	}
 }
 
 func newEval(dim int) *eval {

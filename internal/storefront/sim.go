@@ -34,6 +34,33 @@ const (
 	userRedraws   = 4    // redraws when the drawn user is mid-session
 )
 
+// buyRule is the ground truth of the purchase decision:
+//
+//	logit = intercept + signal*(views*min(views,8) + cart*log1p(cart_value/50)
+//	        + device*[device==dev] + email*[referrer email]
+//	        + purchases*min(user_purchases,3)) + N(0, noiseSigma²)
+type buyRule struct {
+	intercept, views, cart, device, email, purchases float64
+	dev                                              uint8
+}
+
+var (
+	baseRule    = buyRule{intercept: -2.3, views: 0.35, cart: -0.9, device: 0.7, dev: devDesktop, email: 0.9, purchases: 0.5}
+	conceptRule = buyRule{intercept: -1.75, views: -0.25, cart: 0.9, device: 0.9, dev: devMobile, email: -0.6, purchases: 0.5}
+	signal      = 1.0
+)
+
+func (r *buyRule) logit(views int, cartValue float64, dev, ref uint8, purchases int32) float64 {
+	x := r.views*float64(min(views, 8)) + r.cart*math.Log1p(cartValue/50) + r.purchases*float64(min(purchases, 3))
+	if dev == r.dev {
+		x += r.device
+	}
+	if ref == refEmail {
+		x += r.email
+	}
+	return r.intercept + signal*x
+}
+
 // Event kinds, indices into kindType.
 type kind uint8
 
@@ -522,27 +549,11 @@ func (s *Simulator) startSession(t int64) {
 		value = round2(max(value, 0))
 
 		// The purchase decision (package doc).
-		lv := float64(min(views, 8))
-		lc := math.Log1p(value / 50)
-		lp := float64(min(u.purchases, 3))
-		var logit float64
+		rule := &baseRule
 		if concept {
-			logit = -1.0 - 0.25*lv + 0.9*lc + 0.5*lp
-			if sess.dev == devMobile {
-				logit += 0.9
-			}
-			if sess.ref == refEmail {
-				logit -= 0.6
-			}
-		} else {
-			logit = -1.0 + 0.35*lv - 0.9*lc + 0.5*lp
-			if sess.dev == devDesktop {
-				logit += 0.7
-			}
-			if sess.ref == refEmail {
-				logit += 0.9
-			}
+			rule = &conceptRule
 		}
+		logit := rule.logit(views, value, sess.dev, sess.ref, u.purchases)
 		logit += noiseSigma * rng.NormFloat64()
 		bought = rng.Float64() < sigmoid(logit)
 		if bought || rng.Float64() < abandonCheckout {

@@ -1,0 +1,38 @@
+package trainers
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	buffered     prometheus.Gauge
+	versions     prometheus.Counter
+	promotions   prometheus.Counter
+	gateRejected prometheus.Counter
+	duplicates   prometheus.Counter
+	trainSeconds prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		buffered: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "driftline_trainer_buffered_labels", Help: "Labelled vectors held for training.",
+		}),
+		versions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "driftline_trainer_versions_total", Help: "Model versions trained and published.",
+		}),
+		promotions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "driftline_trainer_promotions_total", Help: "Versions that passed the gate and became champion.",
+		}),
+		gateRejected: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "driftline_trainer_gate_rejected_total", Help: "Challengers the gate kept from becoming champion.",
+		}),
+		duplicates: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "driftline_trainer_duplicate_requests_total", Help: "Retrain requests skipped because their idempotency key was already trained.",
+		}),
+		trainSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "driftline_trainer_train_seconds", Help: "Wall time to train and gate one challenger.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
+		}),
+	}
+	reg.MustRegister(m.buffered, m.versions, m.promotions, m.gateRejected, m.duplicates, m.trainSeconds)
+	return m
+}

@@ -1,0 +1,328 @@
+package trainers
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/encoding/json"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/driftline/driftline/consumers"
+	"github.com/driftline/driftline/consumers/kpubsub"
+	"github.com/driftline/driftline/schemas"
+)
+
+// Config configures the trainer role.
+type Config struct {
+	// Model is the model trained. Default "purchase_propensity".
+	Model string `yaml:"model"`
+	// Features are the names of the vector's values, in order; they are
+	// recorded with every version and must match what scorers build.
+	Features []string `yaml:"features"`
+	// MinRows labelled vectors are needed to bootstrap v1 and to train a
+	// retrain request's challenger. Default 2000.
+	MinRows int `yaml:"min_rows"`
+	// BufferRows is how many recent labelled vectors are kept. Default 200000.
+	BufferRows int `yaml:"buffer_rows"`
+	// DataWait is how long a retrain request waits for MinRows labelled
+	// vectors newer than its DataFrom before it fails (and is retried, then
+	// poisoned). Default 10m.
+	DataWait time.Duration `yaml:"data_wait"`
+	// Train is how challengers are trained and gated.
+	Train TrainConfig `yaml:"train"`
+}
+
+func (c *Config) setDefaults() {
+	if c.Model == "" {
+		c.Model = "purchase_propensity"
+	}
+	if c.MinRows == 0 {
+		c.MinRows = 2000
+	}
+	if c.BufferRows == 0 {
+		c.BufferRows = 200_000
+	}
+	if c.DataWait == 0 {
+		c.DataWait = 10 * time.Minute
+	}
+	c.Train.setDefaults()
+}
+
+// Validate reports a config that cannot work.
+func (c *Config) Validate() error {
+	switch {
+	case len(c.Features) == 0:
+		return fmt.Errorf("trainer: features are required")
+	case c.MinRows < 100:
+		return fmt.Errorf("trainer: min_rows must be >= 100, got %d", c.MinRows)
+	case c.BufferRows < c.MinRows:
+		return fmt.Errorf("trainer: buffer_rows (%d) must be >= min_rows (%d)", c.BufferRows, c.MinRows)
+	case c.Train.HoldoutFraction <= 0 || c.Train.HoldoutFraction >= 0.9:
+		return fmt.Errorf("trainer: holdout_fraction must be in (0, 0.9), got %g", c.Train.HoldoutFraction)
+	}
+	return nil
+}
+
+// Worker is the running trainer role.
+type Worker struct {
+	cfg   Config
+	kafka consumers.KafkaConfig
+	feed  *consumers.ModelFeed
+	pub   message.Publisher
+	sub   message.Subscriber
+	log   *slog.Logger
+	m     *metrics
+	buf   *labelBuffer
+
+	mu       sync.Mutex
+	done     map[string]bool // idempotency keys handled by this process
+	lastSent int             // highest version this process published
+}
+
+// New builds the worker. feed must be run by the caller; sub consumes
+// retrain requests (in the trainers' consumer group) and pub writes the
+// registry, the poison queue and bootstrap requests.
+func New(cfg Config, kafka consumers.KafkaConfig, feed *consumers.ModelFeed, pub message.Publisher, sub message.Subscriber, log *slog.Logger, reg prometheus.Registerer) (*Worker, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Worker{
+		cfg: cfg, kafka: kafka, feed: feed, pub: pub, sub: sub,
+		log:  log.With("role", "trainer"),
+		m:    newMetrics(reg),
+		buf:  newLabelBuffer(cfg.BufferRows),
+		done: map[string]bool{},
+	}, nil
+}
+
+// Run runs the label replay, the bootstrap watch and the router until ctx
+// ends.
+func (w *Worker) Run(ctx context.Context) error {
+	select {
+	case <-w.feed.Ready():
+	case <-ctx.Done():
+		return nil
+	}
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 15 * time.Second}, watermill.NewSlogLogger(w.log))
+	if err != nil {
+		return fmt.Errorf("cannot create trainer router: %w", err)
+	}
+	poison, err := middleware.PoisonQueue(w.pub, w.kafka.Topics.RetrainPoison())
+	if err != nil {
+		return fmt.Errorf("cannot create poison queue: %w", err)
+	}
+	// Outermost first: a request that still fails after the retries goes
+	// to the poison queue; a panic becomes an error the retry sees.
+	router.AddMiddleware(
+		poison,
+		middleware.Retry{MaxRetries: 3, InitialInterval: time.Second, Multiplier: 2, Logger: watermill.NewSlogLogger(w.log)}.Middleware,
+		middleware.Recoverer,
+	)
+	router.AddConsumerHandler("trainer", w.kafka.Topics.Retrain, w.sub, w.handle)
+
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return w.replayLabels(ctx) })
+	g.Go(func() error { return w.watchColdStart(ctx) })
+	g.Go(func() error { return router.Run(ctx) })
+	return g.Wait()
+}
+
+// replayLabels reads every partition of the labels topic from its start,
+// outside any consumer group, into the buffer.
+func (w *Worker) replayLabels(ctx context.Context) error {
+	cl, err := kgo.NewClient(w.kafka.Opts(w.log,
+		kgo.ConsumeTopics(w.kafka.Topics.Labels),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchMaxWait(200*time.Millisecond),
+	)...)
+	if err != nil {
+		return fmt.Errorf("cannot create label replay client: %w", err)
+	}
+	defer cl.Close()
+	for {
+		fetches := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		fetches.EachError(func(t string, p int32, err error) {
+			w.log.Warn("label fetch failed", "topic", t, "partition", p, "err", err)
+		})
+		fetches.EachRecord(func(r *kgo.Record) {
+			var l schemas.Label
+			if err := json.Unmarshal(r.Value, &l); err != nil {
+				w.log.Error("cannot decode label; skipped", "partition", r.Partition, "offset", r.Offset, "err", err)
+				return
+			}
+			if l.Model == w.cfg.Model && len(l.Values) == len(w.cfg.Features) {
+				w.buf.add(l)
+			}
+		})
+		w.m.buffered.Set(float64(w.buf.len()))
+	}
+}
+
+// watchColdStart asks for the bootstrap training once enough labelled
+// vectors exist and the registry has no champion.
+func (w *Worker) watchColdStart(ctx context.Context) error {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	logged := time.Time{}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if w.feed.Champion(w.cfg.Model) != nil {
+			return nil
+		}
+		n := w.buf.len()
+		if n < w.cfg.MinRows {
+			if time.Since(logged) > 10*time.Second {
+				logged = time.Now()
+				w.log.Info("cold start: waiting for labelled vectors to bootstrap v1", "model", w.cfg.Model, "have", n, "need", w.cfg.MinRows)
+			}
+			continue
+		}
+		req := schemas.RetrainRequest{
+			IdempotencyKey: w.cfg.Model + "/bootstrap",
+			Model:          w.cfg.Model,
+			Reason:         "bootstrap",
+			RequestedAt:    time.Now().UTC(),
+		}
+		if err := publishJSON(w.pub, w.kafka.Topics.Retrain, req.Model, req); err != nil {
+			w.log.Error("cannot request bootstrap training; will retry", "err", err)
+			continue
+		}
+		w.log.Info("bootstrap training requested", "model", w.cfg.Model, "labelled_vectors", n)
+		return nil
+	}
+}
+
+// handle trains once per idempotency key.
+func (w *Worker) handle(msg *message.Message) error {
+	var req schemas.RetrainRequest
+	if err := json.Unmarshal(msg.Payload, &req); err != nil {
+		// Not retryable: the poison queue keeps it with the reason.
+		return fmt.Errorf("cannot decode retrain request %s: %w", msg.UUID, err)
+	}
+	if req.Model != w.cfg.Model {
+		return nil
+	}
+	if w.handled(req.IdempotencyKey) {
+		w.log.Info("retrain request already handled; skipped", "key", req.IdempotencyKey)
+		w.m.duplicates.Inc()
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(msg.Context(), w.cfg.DataWait)
+	defer cancel()
+	rows, err := w.waitForRows(ctx, req.DataFrom)
+	if err != nil {
+		return fmt.Errorf("cannot build training set for %s: %w", req.IdempotencyKey, err)
+	}
+	start := time.Now()
+	champ := w.feed.Champion(req.Model)
+	res, err := Train(w.cfg.Train, w.cfg.Features, rows, champ)
+	if err != nil {
+		return fmt.Errorf("cannot train for %s: %w", req.IdempotencyKey, err)
+	}
+	w.m.trainSeconds.Observe(time.Since(start).Seconds())
+	v := &res.Version
+	v.Model = req.Model
+	v.RetrainOf = req.IdempotencyKey
+	if champ != nil {
+		v.Parent = champ.Version
+	}
+	w.mu.Lock()
+	v.Version = max(w.feed.LatestVersion(req.Model), w.lastSent) + 1
+	w.mu.Unlock()
+	if err := w.publishVersion(v, res.Passed, req); err != nil {
+		return err
+	}
+	w.mu.Lock()
+	w.done[req.IdempotencyKey] = true
+	w.lastSent = max(w.lastSent, v.Version)
+	w.mu.Unlock()
+	return nil
+}
+
+// handled reports whether the key was trained by this process or is
+// recorded on a version in the registry (another replica, an earlier run).
+func (w *Worker) handled(key string) bool {
+	w.mu.Lock()
+	done := w.done[key]
+	w.mu.Unlock()
+	if done {
+		return true
+	}
+	for _, v := range w.feed.Versions(w.cfg.Model) {
+		if v.RetrainOf == key {
+			return true
+		}
+	}
+	return false
+}
+
+func (w *Worker) waitForRows(ctx context.Context, from time.Time) ([]schemas.Label, error) {
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if n := w.buf.countSince(from); n >= w.cfg.MinRows {
+			return w.buf.since(from), nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: %d newer than %s after waiting (need %d)", ErrNotEnoughData, w.buf.countSince(from), from.Format(time.RFC3339), w.cfg.MinRows)
+		case <-t.C:
+		}
+	}
+}
+
+// publishVersion writes the version record, then, if the gate passed, the
+// champion alias move. Scorers swap when they read the alias.
+func (w *Worker) publishVersion(v *schemas.ModelVersion, passed bool, req schemas.RetrainRequest) error {
+	rec := schemas.RegistryRecord{Kind: schemas.RegistryVersion, Version: v}
+	if err := publishJSON(w.pub, w.kafka.Topics.Models, schemas.VersionKey(v.Model, v.Version), rec); err != nil {
+		return fmt.Errorf("cannot publish %s/v%d: %w", v.Model, v.Version, err)
+	}
+	w.m.versions.Inc()
+	w.log.Info("version published", "model", v.Model, "version", v.Version, "parent", v.Parent, "rows", v.Rows,
+		"holdout_auc", round4(v.Metrics.AUC), "champion_auc", round4(v.Metrics.ChampionAUC), "gate_passed", passed, "request", req.IdempotencyKey)
+	if !passed {
+		w.m.gateRejected.Inc()
+		w.log.Warn("gate rejected challenger; champion unchanged", "model", v.Model, "version", v.Version, "reason", v.Metrics.GateReason)
+		return nil
+	}
+	move := schemas.RegistryRecord{Kind: schemas.RegistryAlias, Alias: &schemas.AliasMove{
+		Model: v.Model, Alias: schemas.AliasChampion, Version: v.Version, Previous: v.Parent,
+		Reason: v.Metrics.GateReason, At: time.Now().UTC(),
+	}}
+	if err := publishJSON(w.pub, w.kafka.Topics.Models, schemas.AliasKey(v.Model, schemas.AliasChampion), move); err != nil {
+		return fmt.Errorf("cannot move champion of %s to v%d: %w", v.Model, v.Version, err)
+	}
+	w.m.promotions.Inc()
+	w.log.Info("champion moved", "model", v.Model, "from", v.Parent, "to", v.Version)
+	return nil
+}
+
+func publishJSON(pub message.Publisher, topic, key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("cannot encode %s record: %w", topic, err)
+	}
+	msg := message.NewMessage(watermill.NewUUID(), b)
+	msg.Metadata.Set(kpubsub.KeyMetadata, key)
+	return pub.Publish(topic, msg)
+}
+
+func round4(v float64) float64 { return float64(int64(v*1e4+0.5)) / 1e4 }
+
