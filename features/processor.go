@@ -92,6 +92,7 @@ func New(cfg Config, kafka consumers.KafkaConfig, feed *consumers.ModelFeed, log
 		parts:  map[int32]*partState{},
 	}
 	p.dec.MaxBytes = cfg.MaxRecordBytes
+	p.dec.Topics = schemas.InputTopics{Clickstream: kafka.Topics.Clickstream, Cart: kafka.Topics.Cart, Transactions: kafka.Topics.Transactions}
 	for _, f := range cfg.Spec.Features {
 		p.idx = append(p.idx, catalogIndex(f))
 	}

@@ -325,4 +325,3 @@ func publishJSON(pub message.Publisher, topic, key string, v any) error {
 }
 
 func round4(v float64) float64 { return float64(int64(v*1e4+0.5)) / 1e4 }
-

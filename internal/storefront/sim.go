@@ -23,7 +23,7 @@ const (
 	searchProb      = 0.40 // a session searches (0.70 when it came from search)
 	searchProbRef   = 0.70
 	primaryCatProb  = 0.70 // a product view stays in the session's category
-	cartBase        = 0.08 // P(cart) = cartBase + cartPerView*views
+	cartBase        = 0.09 // P(cart) = cartBase + cartPerView*views
 	cartPerView     = 0.07
 	removeProb      = 0.20
 	abandonCheckout = 0.35 // a non-buying cart still starts checkout
@@ -44,10 +44,14 @@ type buyRule struct {
 	dev                                              uint8
 }
 
+// signal scales the slopes of both rules: at 1.3 a logistic regression on
+// the streaming features reaches ROC AUC ≈ 0.78 (at 1.0 only ≈ 0.74). The
+// intercepts put the purchase rate of carts at ≈ 30% under either rule.
+const signal = 1.3
+
 var (
-	baseRule    = buyRule{intercept: -2.3, views: 0.35, cart: -0.9, device: 0.7, dev: devDesktop, email: 0.9, purchases: 0.5}
-	conceptRule = buyRule{intercept: -1.75, views: -0.25, cart: 0.9, device: 0.9, dev: devMobile, email: -0.6, purchases: 0.5}
-	signal      = 1.0
+	baseRule    = buyRule{intercept: -2.9, views: 0.35, cart: -0.9, device: 0.7, dev: devDesktop, email: 0.9, purchases: 0.5}
+	conceptRule = buyRule{intercept: -1.3, views: -0.25, cart: 0.9, device: 0.9, dev: devMobile, email: -0.6, purchases: 0.5}
 )
 
 func (r *buyRule) logit(views int, cartValue float64, dev, ref uint8, purchases int32) float64 {
@@ -192,7 +196,7 @@ type Simulator struct {
 	loyal    int
 	sessions uint64 // sessions generated
 
-	queue []*session // min-heap by (next event time, session number)
+	queue []qentry // min-heap by (next event time, session number)
 	free  []*session
 
 	seedStr string // decimal seed
@@ -206,6 +210,13 @@ type Simulator struct {
 	ev    schemas.Event
 	blank schemas.Event
 	stats Stats
+}
+
+// qentry is a queued session with the key of its next event cached.
+type qentry struct {
+	t    int64
+	num  uint64
+	sess *session
 }
 
 type cartLine struct {
@@ -327,11 +338,8 @@ func ceilMillis(t time.Time) int64 {
 }
 
 func (s *Simulator) emitBefore(limit int64, emit func(*schemas.Event)) {
-	for len(s.queue) > 0 {
-		sess := s.queue[0]
-		if sess.events[sess.idx].t >= limit {
-			return
-		}
+	for len(s.queue) > 0 && s.queue[0].t < limit {
+		sess := s.queue[0].sess
 		s.emitEvent(sess, emit)
 		sess.idx++
 		if sess.idx == len(sess.events) {
@@ -339,6 +347,7 @@ func (s *Simulator) emitBefore(limit int64, emit func(*schemas.Event)) {
 			sess.str = ""
 			s.free = append(s.free, sess)
 		} else {
+			s.queue[0].t = sess.events[sess.idx].t
 			s.down(0)
 		}
 	}
@@ -637,13 +646,12 @@ func append2(b []byte, v int64) []byte { return append(b, byte('0'+v/10), byte('
 // next event, ties broken by session number, so emission order is fully
 // determined.
 func (s *Simulator) less(i, j int) bool {
-	a, b := s.queue[i], s.queue[j]
-	ta, tb := a.events[a.idx].t, b.events[b.idx].t
-	return ta < tb || ta == tb && a.num < b.num
+	a, b := &s.queue[i], &s.queue[j]
+	return a.t < b.t || a.t == b.t && a.num < b.num
 }
 
 func (s *Simulator) pushQueue(sess *session) {
-	s.queue = append(s.queue, sess)
+	s.queue = append(s.queue, qentry{t: sess.events[0].t, num: sess.num, sess: sess})
 	i := len(s.queue) - 1
 	for i > 0 {
 		p := (i - 1) / 2
@@ -658,7 +666,7 @@ func (s *Simulator) pushQueue(sess *session) {
 func (s *Simulator) popQueue() {
 	n := len(s.queue) - 1
 	s.queue[0] = s.queue[n]
-	s.queue[n] = nil
+	s.queue[n] = qentry{}
 	s.queue = s.queue[:n]
 	if n > 0 {
 		s.down(0)
