@@ -35,11 +35,10 @@ func (s *Scorer) Swap(v *schemas.ModelVersion) error {
 	if !slices.Equal(v.Features, s.spec.Features) {
 		return fmt.Errorf("cannot serve %s/v%d: its features %v differ from the spec's %v", v.Model, v.Version, v.Features, s.spec.Features)
 	}
-	n := len(v.Features)
-	if len(v.Weights) != n || len(v.Mean) != n || len(v.Std) != n {
-		return fmt.Errorf("cannot serve %s/v%d: %d features but %d weights, %d means, %d stds", v.Model, v.Version, n, len(v.Weights), len(v.Mean), len(v.Std))
+	m, err := logreg.ModelFromVersion(v)
+	if err != nil {
+		return fmt.Errorf("cannot serve %s/v%d: %w", v.Model, v.Version, err)
 	}
-	m := &logreg.Model{Weights: v.Weights, Bias: v.Bias, Mean: v.Mean, Std: v.Std}
 	s.current.Store(&served{version: v, model: m})
 	return nil
 }

@@ -112,7 +112,6 @@ type Monitor struct {
 	drift    *driftWindow
 	acc      *accuracyWindow
 	lastDrop time.Time // event time of the latest retrain request
-	clock    time.Time // event time reached
 	swapCh   chan *schemas.ModelVersion
 }
 
@@ -187,7 +186,12 @@ func (mo *Monitor) install(v *schemas.ModelVersion) {
 		return
 	}
 	mo.champ = v
-	mo.drift = newDriftWindow(v.Reference, mo.cfg.Window)
+	mo.drift = nil
+	if len(v.Reference.Features) == len(v.Features) && len(v.Features) > 0 {
+		mo.drift = newDriftWindow(v.Reference, mo.cfg.Window)
+	} else {
+		mo.log.Warn("champion has no reference profile: feature drift is not monitored for it", "model", v.Model, "version", v.Version)
+	}
 	mo.acc = newAccuracyWindow(mo.cfg.AccuracyWindow)
 	mo.lastDrop = time.Time{}
 	mo.m.version.Set(float64(v.Version))
@@ -207,8 +211,8 @@ func (mo *Monitor) handle(r *kgo.Record) error {
 		if v.Model != mo.cfg.Model {
 			return nil
 		}
-		if v.EventTime.After(mo.clock) {
-			mo.clock = v.EventTime
+		if mo.drift == nil {
+			return nil
 		}
 		if err := mo.drift.add(v.Values); err != nil {
 			return err

@@ -14,6 +14,12 @@ import (
 // DefaultMaxBytes is the default size limit of one storefront record.
 const DefaultMaxBytes = 64 << 10
 
+// MaxSafeInteger is the largest integer field value accepted (2^53-1): the
+// range in which every integer has an exact float64, so every JSON
+// implementation (JavaScript included) reads the same number. The JSON
+// Schema files state the same maximum.
+const MaxSafeInteger = 1<<53 - 1
+
 // InputTopics names the three storefront input topics. An empty name means
 // the default (TopicClickstream, TopicCart, TopicTransactions).
 type InputTopics struct {
@@ -54,11 +60,11 @@ func or(s, def string) string {
 // decoding, the rules of Validate, and the check that the event type belongs
 // on the topic the record came from. The zero value is ready to use.
 //
-// A Decoder is meant to be reused for every record of a consumer; it is not
-// safe for concurrent use (give each goroutine its own). Decoding a valid
-// record allocates nothing, provided its strings contain no JSON escapes
-// (a string with a backslash escape needs its own copy). Rejections
-// allocate their *ValidationError.
+// A Decoder is meant to be reused for every record of a consumer; it keeps
+// scratch space and is not safe for concurrent use (give each goroutine its
+// own). Decoding a valid record allocates nothing, provided its strings
+// contain no JSON escapes (a string with a backslash escape needs its own
+// copy). Rejections allocate their *ValidationError.
 type Decoder struct {
 	// MaxBytes is the largest record accepted, in bytes; 0 means
 	// DefaultMaxBytes (64 KiB). Larger records are rejected before parsing.
@@ -66,28 +72,42 @@ type Decoder struct {
 
 	// Topics names the input topics for the wrong-topic check.
 	Topics InputTopics `yaml:"topics"`
+
+	w wireEvent
 }
 
-// Sentinels the Decoder puts into an Event before parsing, to tell a field
-// the record did not carry from one it carried with the value of Reset's
-// "missing" sentinel ("" or -1). absent is compared by address: a decoded
-// string points into the record (or, when it had escapes, into a fresh
-// copy), never at this variable's bytes.
-var absent = "\x00absent"
+// wireEvent is what the JSON decoder fills: the Event, except that the
+// integer fields are read as numbers (the outer fields shadow the Event's
+// ones, as in encoding/json). JSON Schema's integer is any number without a
+// fractional part, so 2, 2.0 and 2e0 are all the integer 2, where a Go int
+// field would reject the last two. NaN marks a field the record did not
+// carry (or carried as null).
+type wireEvent struct {
+	Event
+	SchemaVersion float64 `json:"schema_version"`
+	Quantity      float64 `json:"quantity"`
+	Items         float64 `json:"items"`
+}
 
-const absentInt = math.MinInt
+// absent is put into the required string fields before parsing, to tell a
+// field the record did not carry from one it carried as "". It is compared
+// by address: a decoded string points into the record (or, when it had
+// escapes, into a fresh copy), never at this variable's bytes.
+var absent = "\x00absent"
 
 func isAbsent(s string) bool {
 	return len(s) == len(absent) && unsafe.StringData(s) == unsafe.StringData(absent)
 }
 
+// parseFlags: strings point into the record, and field names match
+// exactly, as they do for a JSON Schema validator.
 const parseFlags = json.ZeroCopy | json.DontMatchCaseInsensitiveStructFields
 
-// Decode decodes and validates one storefront record read from topic into e
-// (which it resets first). A nil error means e is valid, e.TimeMillis is
-// set, and, when topic is one of the input topics, the event's type belongs
+// Decode decodes and validates one storefront record read from topic into e.
+// A nil error means e holds the event, it is valid, e.TimeMillis is set,
+// and, when topic is one of the input topics, the event's type belongs
 // there. Otherwise the error is a *ValidationError (errors.Is ErrInvalid)
-// and e's contents are unspecified.
+// and e is reset.
 //
 // Strings in e point into value (zero copy): e is only valid until value is
 // reused or modified. strings.Clone what must outlive the record.
@@ -97,6 +117,7 @@ const parseFlags = json.ZeroCopy | json.DontMatchCaseInsensitiveStructFields
 // the object other than whitespace makes the record invalid.
 func (d *Decoder) Decode(topic string, value []byte, e *Event) error {
 	if err := d.decode(topic, value, e); err != nil {
+		e.Reset()
 		return err
 	}
 	return nil
@@ -117,17 +138,17 @@ func (d *Decoder) decode(topic string, value []byte, e *Event) *ValidationError 
 		return err
 	}
 
-	e.Reset()
-	e.EventID, e.Type, e.TS, e.UserID, e.SessionID = absent, absent, absent, absent, absent
-	e.SchemaVersion, e.Quantity, e.Items = absentInt, absentInt, absentInt
-
-	rest, err := json.Parse(value, e, parseFlags)
+	w := &d.w
+	w.Event.Reset()
+	w.EventID, w.Type, w.TS, w.UserID, w.SessionID = absent, absent, absent, absent, absent
+	w.SchemaVersion, w.Quantity, w.Items = math.NaN(), math.NaN(), math.NaN()
+	rest, err := json.Parse(value, w, parseFlags)
+	*e = w.Event
+	w.Event = Event{} // the scratch space must not keep the record alive
 	if err != nil {
-		e.Reset()
 		return parseError(err)
 	}
 	if len(rest) != 0 {
-		e.Reset()
 		return invalid("record", "invalid JSON: unexpected data after the object at byte "+
 			strconv.Itoa(len(value)-len(rest)))
 	}
@@ -138,9 +159,16 @@ func (d *Decoder) decode(topic string, value []byte, e *Event) *ValidationError 
 	x |= presentString(&e.TS, explicitTS)
 	x |= presentString(&e.UserID, explicitUserID)
 	x |= presentString(&e.SessionID, explicitSessionID)
-	x |= presentInt(&e.SchemaVersion, explicitSchemaVersion)
-	x |= presentInt(&e.Quantity, explicitQuantity)
-	x |= presentInt(&e.Items, explicitItems)
+	var bad *ValidationError
+	if e.SchemaVersion, bad = wireInt("schema_version", w.SchemaVersion, &x, explicitSchemaVersion); bad != nil {
+		return bad
+	}
+	if e.Quantity, bad = wireInt("quantity", w.Quantity, &x, explicitQuantity); bad != nil {
+		return bad
+	}
+	if e.Items, bad = wireInt("items", w.Items, &x, explicitItems); bad != nil {
+		return bad
+	}
 
 	if err := e.validate(x); err != nil {
 		return err
@@ -165,16 +193,21 @@ func presentString(s *string, bit explicit) explicit {
 	return 0
 }
 
-// presentInt turns the absent sentinel back into -1 and reports an explicit
-// -1 with bit.
-func presentInt(n *int, bit explicit) explicit {
-	switch *n {
-	case absentInt:
-		*n = -1
-	case -1:
-		return bit
+// wireInt turns an integer field read as a number into the Event's int:
+// NaN (not in the record) becomes -1, an explicit -1 is marked with bit.
+func wireInt(field string, f float64, x *explicit, bit explicit) (int, *ValidationError) {
+	switch {
+	case math.IsNaN(f):
+		return -1, nil
+	case f != math.Trunc(f):
+		return 0, invalid(field, "must be an integer")
+	case math.Abs(f) > MaxSafeInteger:
+		return 0, invalid(field, "integer out of range")
 	}
-	return 0
+	if f == -1 {
+		*x |= bit
+	}
+	return int(f), nil
 }
 
 // checkObject rejects records whose top-level value is not an object (the
@@ -202,7 +235,7 @@ func checkObject(value []byte) *ValidationError {
 	case c == '-' || ('0' <= c && c <= '9'):
 		kind = "a number"
 	}
-	if err := json.Unmarshal(value, new(any)); err != nil || kind == "" {
+	if err := json.Unmarshal(value, new(any)); err != nil {
 		return parseError(err)
 	}
 	return invalid("record", "must be a JSON object, got "+kind)
@@ -221,36 +254,37 @@ func invalidUTF8At(b []byte) int {
 	return len(b)
 }
 
+// integerFields are read as float64 (see wireEvent) but are integers in
+// the contract, and their reasons say so.
+func integerField(field string) bool {
+	return field == "schema_version" || field == "quantity" || field == "items"
+}
+
 // parseError maps an error of the JSON decoder to the field it is about: a
 // type mismatch names the field ("price: must be a number"), a syntax error
 // names the record and keeps the decoder's message.
 func parseError(err error) *ValidationError {
-	if te, ok := err.(*json.UnmarshalTypeError); ok && te.Field != "" && te.Type != nil {
-		// segmentio puts the quoted offending input, or "number N
-		// overflows", into Value. A number token there means the value
-		// was a number of the wrong kind or size, not of the wrong type.
+	te, ok := err.(*json.UnmarshalTypeError)
+	if ok && te.Field != "" && te.Type != nil {
+		// segmentio puts the quoted offending input into Value; a number
+		// there means a number the field's type cannot hold (1e400).
 		v := strings.TrimPrefix(te.Value, `"`)
-		number := v != "" && (v[0] == '-' || ('0' <= v[0] && v[0] <= '9') || strings.HasPrefix(v, "number "))
-		switch te.Type.Kind() {
-		case reflect.Float64:
-			if number {
-				return invalid(te.Field, "number out of range")
-			}
-			return invalid(te.Field, "must be a number")
-		case reflect.Int:
-			if number && strings.Contains(v, "overflows") {
-				return invalid(te.Field, "integer out of range")
-			}
+		number := v != "" && (v[0] == '-' || ('0' <= v[0] && v[0] <= '9'))
+		switch {
+		case integerField(te.Field) && number:
+			return invalid(te.Field, "integer out of range")
+		case integerField(te.Field):
 			return invalid(te.Field, "must be an integer")
-		case reflect.String:
+		case te.Type.Kind() == reflect.Float64 && number:
+			return invalid(te.Field, "number out of range")
+		case te.Type.Kind() == reflect.Float64:
+			return invalid(te.Field, "must be a number")
+		case te.Type.Kind() == reflect.String:
 			return invalid(te.Field, "must be a string")
 		}
 		return invalid(te.Field, "has the wrong JSON type")
 	}
-	if te, ok := err.(*json.UnmarshalTypeError); ok && te.Field == "" {
-		return invalid("record", "must be a JSON object")
-	}
-	if err == nil { // a non-object that the decoder took for valid JSON
+	if ok {
 		return invalid("record", "must be a JSON object")
 	}
 	// segmentio ends its messages with ": " and up to 32 bytes of the

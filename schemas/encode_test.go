@@ -41,7 +41,7 @@ func TestAppendJSONRoundTrips(t *testing.T) {
 		e.UserID = "ユーザー-42 😀"
 		e.SchemaVersion = -1
 		e.Price = 0.1 + 0.2
-		e.Quantity = math.MaxInt64
+		e.Quantity = MaxSafeInteger
 		e.CartValue = 5e-324
 		e.Amount = 1e21
 		e.Items = 0

@@ -13,8 +13,8 @@ var jsonSchemaFiles embed.FS
 // input topic, by its default name (TopicClickstream, TopicCart,
 // TopicTransactions); ok is false for any other topic. The schema allows
 // only that topic's event types and lets unknown fields through. What it
-// cannot express (size limit, UTF-8, integers spelled 1.0, number range) is
-// listed in its description. The returned slice is a fresh copy.
+// cannot express (the size limit, UTF-8) is said in its description. The
+// returned slice is a fresh copy.
 func JSONSchema(topic string) (schema []byte, ok bool) {
 	switch topic {
 	case TopicClickstream, TopicCart, TopicTransactions:

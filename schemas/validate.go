@@ -49,9 +49,10 @@ const (
 // and amounts, -1 for integers. An absent schema_version means 1. Optional
 // strings that are "" are absent, so an empty device is simply no device.
 // A price, amount or cart_value that is present must be finite and >= 0 on
-// every event type, a quantity >= 1 and items >= 0, even where the type does
-// not need them. Validate does not check UTF-8; the Decoder rejects records
-// that are not valid UTF-8 before they get here.
+// every event type, a quantity >= 1 and items >= 0 (both at most
+// MaxSafeInteger), even where the type does not need them. Validate does
+// not check UTF-8; the Decoder rejects records that are not valid UTF-8
+// before they get here.
 //
 // Validate allocates only when it rejects.
 func (e *Event) Validate() error {
@@ -143,6 +144,8 @@ func (e *Event) validate(x explicit) *ValidationError {
 		return e.required("quantity")
 	case q != -1 && q < 1:
 		return invalid("quantity", "must be >= 1, got "+strconv.Itoa(q))
+	case q > MaxSafeInteger:
+		return invalid("quantity", "integer out of range")
 	}
 
 	if err := e.checkAmount("cart_value", e.CartValue, checkout); err != nil {
@@ -155,6 +158,8 @@ func (e *Event) validate(x explicit) *ValidationError {
 		return e.required("items")
 	case n < -1:
 		return invalid("items", "must be >= 0, got "+strconv.Itoa(n))
+	case n > MaxSafeInteger:
+		return invalid("items", "integer out of range")
 	}
 
 	if e.OrderID == "" && money {
@@ -248,8 +253,8 @@ func quote(s string) string {
 // It is stricter than RFC 3339 in two documented ways, both shared with Go's
 // time.RFC3339 and with the pattern in the JSON Schema files: "T" and "Z"
 // must be upper case, and a leap second (:60) is rejected. It does not
-// allocate: time.Parse would, for every offset other than Z, to build a
-// time.FixedZone.
+// allocate; time.Parse(time.RFC3339Nano, ...) builds a time.FixedZone (3
+// allocations) for offsets that are not whole hours, such as India's +05:30.
 func parseRFC3339Millis(s string) (int64, bool) {
 	if len(s) < len("2006-01-02T15:04:05Z") ||
 		s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' {

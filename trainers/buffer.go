@@ -8,11 +8,27 @@ import (
 )
 
 // labelBuffer keeps the most recent labelled vectors, oldest overwritten.
+//
+// Labels do not arrive in event-time order: a purchase labels its vector
+// within minutes, a negative only once the watermark passes the horizon. The
+// newest labels are therefore mostly positives, and training on them would
+// learn a biased base rate. complete is the event time up to which every
+// outcome is known: the latest vector labelled negative by the horizon. Only
+// rows at or before it are handed out for training.
 type labelBuffer struct {
-	mu   sync.Mutex
-	rows []schemas.Label
-	next int
-	n    int
+	mu       sync.Mutex
+	rows     []schemas.Label
+	next     int
+	n        int
+	complete time.Time
+	first    time.Time // earliest vector event time ever buffered
+}
+
+// firstEventTime is the earliest event time of any label buffered so far.
+func (b *labelBuffer) firstEventTime() time.Time {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.first
 }
 
 func newLabelBuffer(size int) *labelBuffer { return &labelBuffer{rows: make([]schemas.Label, size)} }
@@ -20,6 +36,12 @@ func newLabelBuffer(size int) *labelBuffer { return &labelBuffer{rows: make([]sc
 func (b *labelBuffer) add(l schemas.Label) {
 	b.mu.Lock()
 	b.rows[b.next] = l
+	if b.first.IsZero() || l.EventTime.Before(b.first) {
+		b.first = l.EventTime
+	}
+	if l.Reason == schemas.LabelReasonHorizon && l.EventTime.After(b.complete) {
+		b.complete = l.EventTime
+	}
 	b.next = (b.next + 1) % len(b.rows)
 	b.n = min(b.n+1, len(b.rows))
 	b.mu.Unlock()
@@ -31,30 +53,35 @@ func (b *labelBuffer) len() int {
 	return b.n
 }
 
-// since returns the buffered labels whose vector was served at or after
-// from (all of them for a zero from), oldest first, and how many there are.
-func (b *labelBuffer) since(from time.Time) []schemas.Label {
+// completeSince returns the buffered labels of the complete window whose vector
+// was served at or after from (all of them for a zero from), in arrival
+// order.
+func (b *labelBuffer) completeSince(from time.Time) []schemas.Label {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	out := make([]schemas.Label, 0, b.n)
 	start := (b.next - b.n + len(b.rows)) % len(b.rows)
 	for i := range b.n {
-		l := b.rows[(start+i)%len(b.rows)]
-		if !l.EventTime.Before(from) {
+		if l := b.rows[(start+i)%len(b.rows)]; b.inWindow(l, from) {
 			out = append(out, l)
 		}
 	}
 	return out
 }
 
-func (b *labelBuffer) countSince(from time.Time) int {
+// countCompleteSince is len(completeSince(from)) without the copy.
+func (b *labelBuffer) countCompleteSince(from time.Time) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	c := 0
 	for i := range b.n {
-		if !b.rows[i].EventTime.Before(from) {
+		if b.inWindow(b.rows[i], from) {
 			c++
 		}
 	}
 	return c
+}
+
+func (b *labelBuffer) inWindow(l schemas.Label, from time.Time) bool {
+	return !l.EventTime.Before(from) && !l.EventTime.After(b.complete)
 }

@@ -36,6 +36,12 @@ type Config struct {
 	// vectors newer than its DataFrom before it fails (and is retried, then
 	// poisoned). Default 10m.
 	DataWait time.Duration `yaml:"data_wait"`
+	// WarmUp: labelled vectors served within this much event time of the
+	// first one are never trained on. A feature stage that starts on a live
+	// stream has no user history yet, so its first vectors describe
+	// newcomers only; a bootstrap model and reference profile built on them
+	// would see drift as soon as the state fills. Default 0.
+	WarmUp time.Duration `yaml:"warm_up"`
 	// Train is how challengers are trained and gated.
 	Train TrainConfig `yaml:"train"`
 }
@@ -185,11 +191,11 @@ func (w *Worker) watchColdStart(ctx context.Context) error {
 		if w.feed.Champion(w.cfg.Model) != nil {
 			return nil
 		}
-		n := w.buf.len()
+		n := w.buf.countCompleteSince(w.buf.firstEventTime().Add(w.cfg.WarmUp))
 		if n < w.cfg.MinRows {
 			if time.Since(logged) > 10*time.Second {
 				logged = time.Now()
-				w.log.Info("cold start: waiting for labelled vectors to bootstrap v1", "model", w.cfg.Model, "have", n, "need", w.cfg.MinRows)
+				w.log.Info("cold start: waiting for labelled vectors to bootstrap v1", "model", w.cfg.Model, "have_complete", n, "need", w.cfg.MinRows)
 			}
 			continue
 		}
@@ -225,7 +231,11 @@ func (w *Worker) handle(msg *message.Message) error {
 	}
 	ctx, cancel := context.WithTimeout(msg.Context(), w.cfg.DataWait)
 	defer cancel()
-	rows, err := w.waitForRows(ctx, req.DataFrom)
+	from := req.DataFrom
+	if first := w.buf.firstEventTime(); !first.IsZero() && from.Before(first.Add(w.cfg.WarmUp)) {
+		from = first.Add(w.cfg.WarmUp)
+	}
+	rows, err := w.waitForRows(ctx, from)
 	if err != nil {
 		return fmt.Errorf("cannot build training set for %s: %w", req.IdempotencyKey, err)
 	}
@@ -276,12 +286,12 @@ func (w *Worker) waitForRows(ctx context.Context, from time.Time) ([]schemas.Lab
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
 	for {
-		if n := w.buf.countSince(from); n >= w.cfg.MinRows {
-			return w.buf.since(from), nil
+		if n := w.buf.countCompleteSince(from); n >= w.cfg.MinRows {
+			return w.buf.completeSince(from), nil
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("%w: %d newer than %s after waiting (need %d)", ErrNotEnoughData, w.buf.countSince(from), from.Format(time.RFC3339), w.cfg.MinRows)
+			return nil, fmt.Errorf("%w: %d newer than %s after waiting (need %d)", ErrNotEnoughData, w.buf.countCompleteSince(from), from.Format(time.RFC3339), w.cfg.MinRows)
 		case <-t.C:
 		}
 	}

@@ -1,6 +1,8 @@
 package kpubsub_test
 
 import (
+	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -79,7 +81,94 @@ var features = tests.Features{
 	ContextPreserved:                    false,
 }
 
+// TestPubSub runs Watermill's conformance suite with the broker's default of
+// ten partitions per topic.
 func TestPubSub(t *testing.T) {
+	t.Parallel()
 	plain, withGroup := pubSubFactory(newCluster(t), 0)
 	tests.TestPubSub(t, features, plain, withGroup)
+}
+
+// TestPubSubSinglePartition runs the suite again on single-partition topics,
+// where Kafka's per-partition order is the topic's order, and so also claims
+// GuaranteedOrder.
+func TestPubSubSinglePartition(t *testing.T) {
+	t.Parallel()
+	plain, withGroup := pubSubFactory(newCluster(t), 1)
+	ordered := features
+	ordered.GuaranteedOrder = true
+	tests.TestPubSub(t, ordered, plain, withGroup)
+}
+
+// TestPublishKeyMetadata checks the record a keyed message becomes, read back
+// with a plain kgo consumer: KeyMetadata is the record key (so one key stays
+// on one partition), the UUID and every metadata entry are headers and the
+// payload is the value.
+func TestPublishKeyMetadata(t *testing.T) {
+	t.Parallel()
+	const topic = "models"
+	brokers := newCluster(t, kfake.SeedTopics(4, topic))
+
+	pub, err := kpubsub.NewPublisher(kpubsub.PublisherConfig{Brokers: brokers}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+
+	var msgs []*message.Message
+	for i := range 2 {
+		msg := message.NewMessage(watermill.NewUUID(), []byte(fmt.Sprintf("event-%d", i)))
+		msg.Metadata.Set(kpubsub.KeyMetadata, "model-42")
+		msg.Metadata.Set("event_type", "model.updated")
+		msgs = append(msgs, msg)
+	}
+	if err := pub.Publish(topic, msgs...); err != nil {
+		t.Fatal(err)
+	}
+
+	consumer, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer consumer.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	var records []*kgo.Record
+	for len(records) < len(msgs) {
+		fetches := consumer.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("got %d of %d records before the deadline", len(records), len(msgs))
+		}
+		fetches.EachError(func(topic string, partition int32, err error) {
+			t.Errorf("fetch %s/%d: %v", topic, partition, err)
+		})
+		records = append(records, fetches.Records()...)
+	}
+
+	for i, rec := range records {
+		if got := string(rec.Key); got != "model-42" {
+			t.Errorf("record %d: key = %q, want %q", i, got, "model-42")
+		}
+		if rec.Partition != records[0].Partition {
+			t.Errorf("record %d: partition %d, want %d like record 0", i, rec.Partition, records[0].Partition)
+		}
+		if got, want := string(rec.Value), string(msgs[i].Payload); got != want {
+			t.Errorf("record %d: value = %q, want %q", i, got, want)
+		}
+		headers := map[string]string{}
+		for _, h := range rec.Headers {
+			headers[h.Key] = string(h.Value)
+		}
+		want := map[string]string{
+			kpubsub.UUIDHeader:  msgs[i].UUID,
+			kpubsub.KeyMetadata: "model-42",
+			"event_type":        "model.updated",
+		}
+		for k, v := range want {
+			if headers[k] != v {
+				t.Errorf("record %d: header %q = %q, want %q", i, k, headers[k], v)
+			}
+		}
+	}
 }

@@ -41,6 +41,7 @@ type Config struct {
 	MaxEventTime      time.Duration       // give up after this much event time; default 12h
 	Timeout           time.Duration       // give up after this much wall time; default 170s
 	MinRows           int                 // labelled vectors to bootstrap and to retrain; default 2000
+	WarmUp            time.Duration       // event time the trainers never train on while user state fills; default 90m
 	EvalLabels        int                 // labels of the new champion needed to judge recovery; default 800
 	BadEvery          int                 // corrupt every n-th record; default 2000, <0 none
 	Listen            string              // broker listener; default 127.0.0.1:0
@@ -73,6 +74,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MinRows == 0 {
 		c.MinRows = 2000
+	}
+	if c.WarmUp == 0 {
+		c.WarmUp = 90 * time.Minute
 	}
 	if c.EvalLabels == 0 {
 		c.EvalLabels = 800
@@ -142,10 +146,33 @@ type run struct {
 	firstReq time.Time // wall time of the first post-shift retrain request
 	phase    [3]scored // before shift (v1), after shift (old champion), new champion
 	newChamp int       // first champion promoted after the shift
+	complete time.Time // latest event time labelled negative by the horizon: every outcome before it is known
 }
 
+// scored holds the labelled predictions of one phase. Only labels of the
+// complete window count (see complete): the newest labels are mostly
+// positives, because a purchase labels a prediction within minutes and a
+// negative waits for the horizon.
 type scored struct {
 	scores, labels []float64
+	times          []time.Time
+}
+
+func (s *scored) add(score float64, label int, at time.Time) {
+	s.scores = append(s.scores, score)
+	s.labels = append(s.labels, float64(label))
+	s.times = append(s.times, at)
+}
+
+// upTo returns the scores and labels of predictions made at or before t.
+func (s *scored) upTo(t time.Time) (scores, labels []float64) {
+	for i, at := range s.times {
+		if !at.After(t) {
+			scores = append(scores, s.scores[i])
+			labels = append(labels, s.labels[i])
+		}
+	}
+	return scores, labels
 }
 
 func (d *run) step(format string, args ...any) {
@@ -184,7 +211,7 @@ func (d *run) run(ctx context.Context) error {
 	proc, err := app.New(app.Config{
 		Kafka: kcfg, Roles: app.AllRoles, Provision: true, MetricsAddr: d.cfg.MetricsAddr,
 		Monitor: monitors.Config{},
-		Trainer: trainerConfig(d.cfg.MinRows),
+		Trainer: trainers.Config{MinRows: d.cfg.MinRows, WarmUp: d.cfg.WarmUp, DataWait: 2 * time.Minute},
 	}, d.log, nil)
 	if err != nil {
 		return err
@@ -330,7 +357,7 @@ func (d *run) observe(t consumers.Topics, r *kgo.Record) {
 		}
 		d.mu.Lock()
 		d.sum.Retrains++
-		if q.Reason != "bootstrap" && d.firstReq.IsZero() {
+		if q.Reason != "bootstrap" && d.firstReq.IsZero() && !q.DataFrom.Before(d.shift) {
 			d.firstReq = time.Now()
 		}
 		d.mu.Unlock()
@@ -358,11 +385,17 @@ func (d *run) observe(t consumers.Topics, r *kgo.Record) {
 		}
 	case t.Labels:
 		var l schemas.Label
-		if json.Unmarshal(r.Value, &l) != nil || l.Version == 0 {
+		if json.Unmarshal(r.Value, &l) != nil {
 			return
 		}
 		d.mu.Lock()
 		defer d.mu.Unlock()
+		if l.Reason == schemas.LabelReasonHorizon && l.EventTime.After(d.complete) {
+			d.complete = l.EventTime
+		}
+		if l.Version == 0 {
+			return
+		}
 		var ph *scored
 		switch {
 		case d.newChamp != 0 && l.Version >= d.newChamp:
@@ -373,8 +406,7 @@ func (d *run) observe(t consumers.Topics, r *kgo.Record) {
 			ph = &d.phase[1]
 		}
 		if ph != nil {
-			ph.scores = append(ph.scores, l.Score)
-			ph.labels = append(ph.labels, float64(l.Label))
+			ph.add(l.Score, l.Label, l.EventTime)
 		}
 	}
 }
@@ -384,7 +416,8 @@ func (d *run) observe(t consumers.Topics, r *kgo.Record) {
 func (d *run) closed() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.newChamp != 0 && len(d.phase[2].labels) >= d.cfg.EvalLabels
+	_, labels := d.phase[2].upTo(d.complete)
+	return d.newChamp != 0 && len(labels) >= d.cfg.EvalLabels
 }
 
 func (d *run) finish() {
@@ -392,15 +425,16 @@ func (d *run) finish() {
 	s := &d.sum
 	aucs := [3]*float64{&s.AUCBeforeShift, &s.AUCAfterShift, &s.AUCAfterRetrain}
 	counts := [3]*int{&s.LabelsBeforeShift, &s.LabelsAfterShift, &s.LabelsAfterRetrain}
-	for i, ph := range d.phase {
-		*counts[i] = len(ph.labels)
-		*aucs[i] = round(monitors.AUC(ph.scores, ph.labels))
+	for i := range d.phase {
+		scores, labels := d.phase[i].upTo(d.complete)
+		*counts[i] = len(labels)
+		*aucs[i] = round(monitors.AUC(scores, labels))
 		if math.IsNaN(*aucs[i]) {
 			*aucs[i] = 0
 		}
 	}
 	recovered := s.AUCAfterRetrain > s.AUCAfterShift
-	s.LoopClosed = d.newChamp != 0 && s.Alerts > 0 && len(d.phase[2].labels) >= d.cfg.EvalLabels && recovered
+	s.LoopClosed = d.newChamp != 0 && s.Alerts > 0 && s.LabelsAfterRetrain >= d.cfg.EvalLabels && recovered
 	if !s.LoopClosed && s.Reason == "" {
 		switch {
 		case s.Alerts == 0:
@@ -410,7 +444,7 @@ func (d *run) finish() {
 		case !recovered:
 			s.Reason = fmt.Sprintf("accuracy did not recover: AUC %.3f after retrain vs %.3f after the shift", s.AUCAfterRetrain, s.AUCAfterShift)
 		default:
-			s.Reason = fmt.Sprintf("only %d labels of the new champion (need %d)", len(d.phase[2].labels), d.cfg.EvalLabels)
+			s.Reason = fmt.Sprintf("only %d complete labels of the new champion (need %d)", s.LabelsAfterRetrain, d.cfg.EvalLabels)
 		}
 	}
 	d.mu.Unlock()
@@ -437,7 +471,3 @@ func fmtTime(t time.Time) string {
 }
 
 func round(v float64) float64 { return math.Round(v*1000) / 1000 }
-
-func trainerConfig(minRows int) trainers.Config {
-	return trainers.Config{MinRows: minRows, DataWait: 2 * time.Minute}
-}

@@ -37,7 +37,8 @@
 // decrease it enough. With the 15–30 features this project uses the Hessian
 // is tiny and Newton converges in about ten passes over the data.
 //
-// The passes over the rows are split into fixed-size chunks evaluated by
-// Config.Workers goroutines; partial sums are combined in chunk order, so
-// the trained model is bit-for-bit the same whatever the number of workers.
+// Each pass over the rows is split into up to 64 contiguous partitions
+// (chosen from the row count alone) evaluated by Config.Workers goroutines;
+// the partial sums are combined in partition order, so the trained model is
+// bit-for-bit the same whatever the number of workers.
 package logreg

@@ -69,7 +69,8 @@ type Model struct {
 
 // Predict returns the positive-class probability for the raw (not
 // standardised) feature vector x, which must have at least len(m.Weights)
-// entries (extra ones are ignored). It does not allocate.
+// entries (extra ones are ignored); a NaN in x gives NaN. It does not
+// allocate.
 func (m *Model) Predict(x []float64) float64 {
 	w := m.Weights
 	x = x[:len(w)]

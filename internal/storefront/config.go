@@ -46,8 +46,9 @@ func (sc Scenario) concept() bool   { return sc == ScenarioConcept || sc == Scen
 
 // Defaults applied by Config.Validate to zero fields.
 const (
-	DefaultUsers             = 20000
+	DefaultUsers             = 2000
 	DefaultSessionsPerMinute = 120.0
+	DefaultChurn             = 0.5
 )
 
 // DefaultStart is the event time of the first simulated minute when
@@ -66,7 +67,8 @@ type Config struct {
 	// Seed seeds the random source; the same Config gives the same events.
 	Seed uint64
 	// Start is the event time at which the simulation begins (truncated to
-	// the millisecond); zero means DefaultStart.
+	// the millisecond); zero means DefaultStart. Timestamps are always
+	// written in UTC.
 	Start time.Time
 	// Users is the size of the user pool (ids u-0 … u-<Users-1>); users
 	// return for new sessions. Zero means DefaultUsers.
@@ -74,11 +76,20 @@ type Config struct {
 	// SessionsPerMinute is the mean number of sessions starting per minute
 	// of event time (a Poisson process). Zero means DefaultSessionsPerMinute.
 	SessionsPerMinute float64
+	// Churn is the probability that, when a user slot is drawn for a new
+	// session, its previous user has left and a new user (fresh id, device
+	// and country, no history) takes the slot. It keeps the distribution of
+	// user-history features (sessions, purchases) stationary: without it a
+	// fixed pool only ever accumulates history and a monitor would see
+	// drift where nothing changed. Zero means DefaultChurn; negative means
+	// no churn.
+	Churn float64
 	// Scenario is the drift scenario; "" means ScenarioNone.
 	Scenario Scenario
 	// ShiftAt is the event-time offset from Start at which the scenario's
 	// shift begins; sessions starting at or after Start+ShiftAt are shifted.
-	// Zero means shifted from the start. Ignored for ScenarioNone.
+	// Zero means shifted from the start. Truncated to the millisecond.
+	// Ignored for ScenarioNone.
 	ShiftAt time.Duration
 }
 
@@ -89,11 +100,20 @@ func (c *Config) Validate() error {
 		c.Start = DefaultStart
 	}
 	c.Start = c.Start.Truncate(time.Millisecond)
+	c.ShiftAt = c.ShiftAt.Truncate(time.Millisecond)
 	if c.Users == 0 {
 		c.Users = DefaultUsers
 	}
 	if c.SessionsPerMinute == 0 {
 		c.SessionsPerMinute = DefaultSessionsPerMinute
+	}
+	switch {
+	case c.Churn == 0:
+		c.Churn = DefaultChurn
+	case c.Churn < 0:
+		c.Churn = 0
+	case c.Churn >= 1 || math.IsNaN(c.Churn):
+		return fmt.Errorf("storefront: churn: must be < 1, got %g", c.Churn)
 	}
 	sc, err := ParseScenario(string(c.Scenario))
 	if err != nil {

@@ -101,6 +101,7 @@ type pevent struct {
 // session is a generated session whose events are emitted over time. Sessions
 // are recycled once their last event is emitted.
 type session struct {
+	si      int32 // index in Simulator.slab
 	num     uint64
 	user    int32
 	dev     uint8
@@ -193,11 +194,13 @@ type Simulator struct {
 
 	products []product
 	users    []user
+	nextUser int64 // id of the next user to replace a churned one
 	loyal    int
 	sessions uint64 // sessions generated
 
-	queue []qentry // min-heap by (next event time, session number)
-	free  []*session
+	queue []qentry   // min-heap by (next event time, session number)
+	slab  []*session // every session ever allocated; queue entries index it
+	free  []int32    // slab indices of finished sessions
 
 	seedStr string // decimal seed
 	buf     []byte // session string being built
@@ -212,11 +215,13 @@ type Simulator struct {
 	stats Stats
 }
 
-// qentry is a queued session with the key of its next event cached.
+// qentry is a queued session (an index into Simulator.slab) with the key of
+// its next event cached. It holds no pointer, so heap moves need no write
+// barriers.
 type qentry struct {
-	t    int64
-	num  uint64
-	sess *session
+	t   int64
+	num uint64
+	si  int32
 }
 
 type cartLine struct {
@@ -266,6 +271,7 @@ func New(cfg Config) (*Simulator, error) {
 		start = ends[i]
 	}
 	s.loyal = max(1, int(float64(cfg.Users)*loyalShare))
+	s.nextUser = int64(cfg.Users)
 	s.arrival = s.rng.ExpFloat64() * s.meanArrivalM
 	s.stats.Now = cfg.Start
 	return s, nil
@@ -305,11 +311,14 @@ func (s *Simulator) Stats() Stats {
 // reused after emit returns: copy what you keep (its strings are immutable
 // and may be kept). Sessions that started before t but continue after it
 // emit the rest of their events in later calls. A t at or before Now does
-// nothing.
+// nothing. A nil emit discards the events (they still count in Stats).
 func (s *Simulator) Advance(t time.Time, emit func(*schemas.Event)) {
 	limit := ceilMillis(t)
 	if limit <= s.nowMs {
 		return
+	}
+	if emit == nil {
+		emit = func(*schemas.Event) {}
 	}
 	for {
 		next := s.startMs + int64(s.arrival)
@@ -339,13 +348,13 @@ func ceilMillis(t time.Time) int64 {
 
 func (s *Simulator) emitBefore(limit int64, emit func(*schemas.Event)) {
 	for len(s.queue) > 0 && s.queue[0].t < limit {
-		sess := s.queue[0].sess
+		sess := s.slab[s.queue[0].si]
 		s.emitEvent(sess, emit)
 		sess.idx++
 		if sess.idx == len(sess.events) {
 			s.popQueue()
 			sess.str = ""
-			s.free = append(s.free, sess)
+			s.free = append(s.free, sess.si)
 		} else {
 			s.queue[0].t = sess.events[sess.idx].t
 			s.down(0)
@@ -416,6 +425,20 @@ func (s *Simulator) emitEvent(sess *session, emit func(*schemas.Event)) {
 	emit(e)
 }
 
+// replaceUser puts a new user, with no history, in a slot whose user left.
+func (s *Simulator) replaceUser(u *user) {
+	b := append(s.buf[:0], "u-"...)
+	b = strconv.AppendInt(b, int64(s.nextUser), 10)
+	s.nextUser++
+	*u = user{
+		id:        string(b),
+		device:    uint8(pick(s.rng, deviceWeights[:])),
+		country:   uint8(pick(s.rng, countryWeights[:])),
+		busyUntil: math.MinInt64,
+		pending:   u.pending[:0],
+	}
+}
+
 // pickUser draws a user, preferring one who is not mid-session at t.
 func (s *Simulator) pickUser(t int64) int {
 	var i int
@@ -443,14 +466,18 @@ func (s *Simulator) startSession(t int64) {
 
 	ui := s.pickUser(t)
 	u := &s.users[ui]
+	if u.busyUntil < t && s.cfg.Churn > 0 && rng.Float64() < s.cfg.Churn {
+		s.replaceUser(u)
+	}
 	u.settle(t)
 
 	var sess *session
 	if n := len(s.free); n > 0 {
-		sess = s.free[n-1]
+		sess = s.slab[s.free[n-1]]
 		s.free = s.free[:n-1]
 	} else {
-		sess = new(session)
+		sess = &session{si: int32(len(s.slab))}
+		s.slab = append(s.slab, sess)
 	}
 	sess.num = s.sessions
 	s.sessions++
@@ -651,7 +678,7 @@ func (s *Simulator) less(i, j int) bool {
 }
 
 func (s *Simulator) pushQueue(sess *session) {
-	s.queue = append(s.queue, qentry{t: sess.events[0].t, num: sess.num, sess: sess})
+	s.queue = append(s.queue, qentry{t: sess.events[0].t, num: sess.num, si: sess.si})
 	i := len(s.queue) - 1
 	for i > 0 {
 		p := (i - 1) / 2

@@ -475,6 +475,25 @@ func mean(rows []row) float64 {
 	return s / float64(len(rows))
 }
 
+func TestAllocsPerEvent(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocation count")
+	}
+	s, err := New(Config{Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Advance(s.Now().Add(30*time.Minute), nil) // fill the pipeline
+	n := 0
+	count := func(*schemas.Event) { n++ }
+	allocs := testing.AllocsPerRun(10, func() { s.Advance(s.Now().Add(time.Minute), count) })
+	perEvent := allocs / (float64(n) / 11) // AllocsPerRun runs once more to warm up
+	t.Logf("%.0f allocations per simulated minute, %.3f per event", allocs, perEvent)
+	if perEvent > 0.25 {
+		t.Errorf("%.3f allocations per event, want about one per session", perEvent)
+	}
+}
+
 func BenchmarkAdvance(b *testing.B) {
 	s, err := New(Config{Seed: 1})
 	if err != nil {
