@@ -16,6 +16,7 @@ import (
 
 	"github.com/driftline/driftline/consumers"
 	"github.com/driftline/driftline/consumers/kpubsub"
+	"github.com/driftline/driftline/internal/accuracy"
 	"github.com/driftline/driftline/internal/profile"
 	"github.com/driftline/driftline/schemas"
 )
@@ -430,5 +431,5 @@ func (a *accuracyWindow) add(score float64, label int) {
 }
 
 func (a *accuracyWindow) metrics() (auc, logLoss float64) {
-	return AUC(a.scores[:a.n], a.labels[:a.n]), LogLoss(a.scores[:a.n], a.labels[:a.n])
+	return accuracy.AUC(a.scores[:a.n], a.labels[:a.n]), accuracy.LogLoss(a.scores[:a.n], a.labels[:a.n])
 }

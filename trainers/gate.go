@@ -8,7 +8,7 @@ import (
 
 	"github.com/driftline/driftline/internal/logreg"
 	"github.com/driftline/driftline/internal/profile"
-	"github.com/driftline/driftline/monitors"
+	"github.com/driftline/driftline/internal/accuracy"
 	"github.com/driftline/driftline/schemas"
 )
 
@@ -131,5 +131,5 @@ func evaluate(m *logreg.Model, X [][]float64, y []float64) (auc, logLoss float64
 	for i, x := range X {
 		s[i] = m.Predict(x)
 	}
-	return monitors.AUC(s, y), monitors.LogLoss(s, y)
+	return accuracy.AUC(s, y), accuracy.LogLoss(s, y)
 }

@@ -47,10 +47,11 @@ var _ message.Publisher = (*Publisher)(nil)
 // connects lazily: a broker that cannot be reached surfaces as a Publish
 // error, not here. A nil logger discards logs.
 //
-// By default the client does not linger (Publish is synchronous, so waiting
-// for more records would only add latency) and a record that the broker has
-// not acknowledged within DefaultDeliveryTimeout fails; both can be
-// overridden through ClientOptions.
+// Apart from the seed brokers, the client uses kgo's defaults (idempotent
+// producer, acks from all in-sync replicas, murmur2 key partitioning as in
+// the Java client) except that a record the broker has not acknowledged
+// within DefaultDeliveryTimeout fails instead of being retried forever;
+// ClientOptions can override any of these.
 func NewPublisher(cfg PublisherConfig, logger watermill.LoggerAdapter) (*Publisher, error) {
 	if len(cfg.Brokers) == 0 {
 		return nil, errors.New("cannot create publisher: no brokers configured")
@@ -61,7 +62,6 @@ func NewPublisher(cfg PublisherConfig, logger watermill.LoggerAdapter) (*Publish
 
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
-		kgo.ProducerLinger(0),
 		kgo.RecordDeliveryTimeout(DefaultDeliveryTimeout),
 	}
 	client, err := kgo.NewClient(append(opts, cfg.ClientOptions...)...)

@@ -3,7 +3,6 @@ package kpubsub_test
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -61,10 +60,7 @@ func TestRebalanceDoesNotWaitForIdleConsumer(t *testing.T) {
 	}
 
 	received := map[string]bool{}
-	var mu sync.Mutex
 	receive := func(msg *message.Message) {
-		mu.Lock()
-		defer mu.Unlock()
 		received[msg.UUID] = true
 		msg.Ack()
 	}
@@ -97,20 +93,14 @@ func TestRebalanceDoesNotWaitForIdleConsumer(t *testing.T) {
 
 	// Drain both members: nothing may be missing.
 	deadline := time.After(30 * time.Second)
-	for {
-		mu.Lock()
-		n := len(received)
-		mu.Unlock()
-		if n == len(want) {
-			break
-		}
+	for len(received) < len(want) {
 		select {
 		case msg := <-firstCh:
 			receive(msg)
 		case msg := <-secondCh:
 			receive(msg)
 		case <-deadline:
-			t.Fatalf("received %d of %d messages", n, len(want))
+			t.Fatalf("received %d of %d messages", len(received), len(want))
 		}
 	}
 	for uuid := range received {

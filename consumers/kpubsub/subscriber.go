@@ -380,7 +380,7 @@ func (sub *subscription) handle(fetches kgo.Fetches) {
 	// committed offset for the partitions it rewinds.
 	sub.commit()
 	if len(rewind) > 0 && sub.ctx.Err() == nil {
-		_ = rewind
+		sub.client.SetOffsets(rewind)
 	}
 }
 

@@ -24,9 +24,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/driftline/driftline/consumers"
+	"github.com/driftline/driftline/internal/accuracy"
 	"github.com/driftline/driftline/internal/app"
 	"github.com/driftline/driftline/internal/storefront"
-	"github.com/driftline/driftline/monitors"
 	"github.com/driftline/driftline/schemas"
 	"github.com/driftline/driftline/trainers"
 )
@@ -210,7 +210,6 @@ func (d *run) run(ctx context.Context) error {
 	kcfg.SetDefaults()
 	proc, err := app.New(app.Config{
 		Kafka: kcfg, Roles: app.AllRoles, Provision: true, MetricsAddr: d.cfg.MetricsAddr,
-		Monitor: monitors.Config{},
 		Trainer: trainers.Config{MinRows: d.cfg.MinRows, WarmUp: d.cfg.WarmUp, DataWait: 2 * time.Minute},
 	}, d.log, nil)
 	if err != nil {
@@ -428,7 +427,7 @@ func (d *run) finish() {
 	for i := range d.phase {
 		scores, labels := d.phase[i].upTo(d.complete)
 		*counts[i] = len(labels)
-		*aucs[i] = round(monitors.AUC(scores, labels))
+		*aucs[i] = round(accuracy.AUC(scores, labels))
 		if math.IsNaN(*aucs[i]) {
 			*aucs[i] = 0
 		}

@@ -1,0 +1,230 @@
+package features
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/encoding/json"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/driftline/driftline/consumers"
+	"github.com/driftline/driftline/schemas"
+)
+
+var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+
+// stage is a Processor driven record by record, without a broker.
+type stage struct {
+	t      *testing.T
+	p      *Processor
+	offset int64
+}
+
+func newStage(t *testing.T, withModel bool) *stage {
+	t.Helper()
+	kcfg := consumers.KafkaConfig{Brokers: []string{"unused:9092"}}
+	kcfg.SetDefaults()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	p, err := New(Config{}, kcfg, consumers.NewModelFeed(kcfg, log), log, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if withModel {
+		n := len(p.cfg.Spec.Features)
+		v := &schemas.ModelVersion{
+			Model: p.cfg.Spec.Name, Version: 3, Features: p.cfg.Spec.Features,
+			Weights: make([]float64, n), Mean: make([]float64, n), Std: slices.Repeat([]float64{1}, n), Bias: 0.5,
+		}
+		if err := p.scorer.Swap(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return &stage{t: t, p: p}
+}
+
+// send feeds one event, given as JSON fields, on the topic its type belongs on.
+func (s *stage) send(typ string, at time.Duration, session, extra string) {
+	s.t.Helper()
+	id := fmt.Sprintf("e%d", s.offset)
+	v := fmt.Sprintf(`{"event_id":%q,"type":%q,"ts":%q,"user_id":"u1","session_id":%q,"device":"mobile"%s}`,
+		id, typ, t0.Add(at).Format(time.RFC3339Nano), session, extra)
+	s.raw(schemas.TopicOf(typ), v)
+}
+
+func (s *stage) raw(topic, value string) {
+	s.p.handle(&kgo.Record{Topic: topic, Partition: 0, Offset: s.offset, Key: []byte("u1"), Value: []byte(value), Timestamp: time.Now()})
+	s.offset++
+}
+
+// out drains the produced records of one topic.
+func (s *stage) out(topic string) []*kgo.Record {
+	var got, rest []*kgo.Record
+	for _, r := range s.p.out {
+		if r.Topic == topic {
+			got = append(got, r)
+		} else {
+			rest = append(rest, r)
+		}
+	}
+	s.p.out = rest
+	return got
+}
+
+func decodeAll[T any](t *testing.T, recs []*kgo.Record) []T {
+	t.Helper()
+	out := make([]T, len(recs))
+	for i, r := range recs {
+		if err := json.Unmarshal(r.Value, &out[i]); err != nil {
+			t.Fatalf("cannot decode %s record: %v", r.Topic, err)
+		}
+	}
+	return out
+}
+
+const cartItem = `,"product_id":"p1","price":20,"quantity":2`
+
+func TestVectorOnEveryCartEvent(t *testing.T) {
+	s := newStage(t, true)
+	s.send(schemas.PageView, 0, "s1", "")
+	s.send(schemas.ProductView, time.Minute, "s1", `,"product_id":"p1","price":10`)
+	s.send(schemas.ProductView, 2*time.Minute, "s1", `,"product_id":"p2","price":30`)
+	s.send(schemas.AddToCart, 3*time.Minute, "s1", cartItem)
+	s.send(schemas.CheckoutStart, 4*time.Minute, "s1", `,"cart_value":40,"items":2`)
+
+	vecs := decodeAll[schemas.FeatureVector](t, s.out(schemas.TopicFeatures))
+	if len(vecs) != 2 {
+		t.Fatalf("got %d vectors, want one per cart event (2)", len(vecs))
+	}
+	names := s.p.cfg.Spec.Features
+	get := func(v schemas.FeatureVector, name string) float64 { return v.Values[slices.Index(names, name)] }
+	for _, c := range []struct {
+		vec  int
+		name string
+		want float64
+	}{
+		{0, "session_events", 4}, {0, "session_product_views", 2}, {0, "session_cart_value", 40},
+		{0, "session_mean_viewed_price", 20}, {0, "session_minutes", 3}, {0, "is_checkout", 0},
+		{0, "device_mobile", 1}, {0, "user_sessions", 1}, {0, "hours_since_last_purchase", neverPurchasedHours},
+		{1, "is_checkout", 1}, {1, "session_events", 5}, {1, "session_minutes", 4},
+	} {
+		if got := get(vecs[c.vec], c.name); got != c.want {
+			t.Errorf("vector %d: %s = %g, want %g", c.vec, c.name, got, c.want)
+		}
+	}
+	preds := decodeAll[schemas.Prediction](t, s.out(schemas.TopicPredictions))
+	if len(preds) != 2 || preds[0].Version != 3 || preds[0].EventID != vecs[0].EventID {
+		t.Fatalf("want one prediction per vector by v3, got %+v", preds)
+	}
+}
+
+func TestLabels(t *testing.T) {
+	s := newStage(t, true)
+	// Session a buys 10 minutes after its cart event: positive.
+	s.send(schemas.AddToCart, 0, "a", cartItem)
+	s.send(schemas.Purchase, 10*time.Minute, "a", `,"order_id":"o1","amount":40,"currency":"EUR"`)
+	// Session b never buys: negative once the watermark passes 30 min + lateness.
+	s.send(schemas.AddToCart, 11*time.Minute, "b", cartItem)
+	// Session c's purchase is read before its cart event (the topics are
+	// consumed concurrently): still positive.
+	s.send(schemas.Purchase, 25*time.Minute, "c", `,"order_id":"o2","amount":40,"currency":"EUR"`)
+	s.send(schemas.AddToCart, 20*time.Minute, "c", cartItem)
+	if got := decodeAll[schemas.Label](t, s.out(schemas.TopicLabels)); len(got) != 2 {
+		t.Fatalf("before the horizon passes want the 2 purchase labels, got %d: %+v", len(got), got)
+	}
+	// Advance the watermark of every input topic past b's horizon.
+	s.send(schemas.PageView, 43*time.Minute, "z", "")
+	s.send(schemas.AddToCart, 43*time.Minute, "z", cartItem)
+	s.send(schemas.Purchase, 43*time.Minute, "y", `,"order_id":"o3","amount":1,"currency":"EUR"`)
+	labels := decodeAll[schemas.Label](t, s.out(schemas.TopicLabels))
+	if len(labels) != 1 {
+		t.Fatalf("want b's negative label, got %+v", labels)
+	}
+	if l := labels[0]; l.SessionID != "b" || l.Label != 0 || l.Reason != schemas.LabelReasonHorizon || l.Version != 3 || len(l.Values) == 0 {
+		t.Errorf("negative label = %+v", l)
+	}
+}
+
+func TestNoLabelLeakIntoUserFeatures(t *testing.T) {
+	s := newStage(t, false)
+	// The purchase of session a (10:05) is read before its cart event
+	// (10:01): the vector must not count it as a past purchase.
+	s.send(schemas.Purchase, 5*time.Minute, "a", `,"order_id":"o1","amount":40,"currency":"EUR"`)
+	s.send(schemas.AddToCart, time.Minute, "a", cartItem)
+	// A later session sees it.
+	s.send(schemas.AddToCart, 2*time.Hour, "b", cartItem)
+	vecs := decodeAll[schemas.FeatureVector](t, s.out(schemas.TopicFeatures))
+	i := slices.Index(s.p.cfg.Spec.Features, "user_purchases")
+	h := slices.Index(s.p.cfg.Spec.Features, "hours_since_last_purchase")
+	if vecs[0].Values[i] != 0 || vecs[0].Values[h] != neverPurchasedHours {
+		t.Errorf("cart event before the purchase sees user_purchases=%g hours=%g, want 0 and %d", vecs[0].Values[i], vecs[0].Values[h], neverPurchasedHours)
+	}
+	if vecs[1].Values[i] != 1 || vecs[1].Values[h] != 1.0+55.0/60 {
+		t.Errorf("later session sees user_purchases=%g hours=%g, want 1 and %g", vecs[1].Values[i], vecs[1].Values[h], 1.0+55.0/60)
+	}
+}
+
+func TestColdStartEmitsVectorsAndLabelsButNoPredictions(t *testing.T) {
+	s := newStage(t, false)
+	s.send(schemas.AddToCart, 0, "a", cartItem)
+	s.send(schemas.Purchase, time.Minute, "a", `,"order_id":"o1","amount":40,"currency":"EUR"`)
+	if n := len(s.out(schemas.TopicFeatures)); n != 1 {
+		t.Errorf("%d vectors, want 1", n)
+	}
+	if n := len(s.out(schemas.TopicPredictions)); n != 0 {
+		t.Errorf("%d predictions without a champion, want 0", n)
+	}
+	labels := decodeAll[schemas.Label](t, s.out(schemas.TopicLabels))
+	if len(labels) != 1 || labels[0].Version != 0 || labels[0].Label != 1 {
+		t.Errorf("cold-start label = %+v, want one positive with version 0", labels)
+	}
+}
+
+func TestBadInputGoesToDLQWithReason(t *testing.T) {
+	s := newStage(t, true)
+	for _, c := range []struct{ topic, value, field, reason string }{
+		{schemas.TopicCart, `{"event_id":"x"`, "record", "invalid JSON"},
+		{schemas.TopicCart, `{"event_id":"x","type":"add_to_cart","ts":"2026-11-23T10:00:00Z","user_id":"u1","session_id":"s","product_id":"p","price":-3,"quantity":1}`, "price", "price: must be >= 0, got -3"},
+		{schemas.TopicCart, `{"event_id":"x","type":"purchase","ts":"2026-11-23T10:00:00Z","user_id":"u1","session_id":"s","order_id":"o","amount":1,"currency":"EUR"}`, "type", "belongs on storefront.transactions"},
+	} {
+		s.raw(c.topic, c.value)
+		dlq := s.out(schemas.TopicDLQ)
+		if len(dlq) != 1 {
+			t.Fatalf("%s: %d DLQ records, want 1", c.value, len(dlq))
+		}
+		r := dlq[0]
+		if string(r.Value) != c.value {
+			t.Errorf("DLQ value %q, want the original bytes %q", r.Value, c.value)
+		}
+		if f := consumers.Header(r, schemas.HeaderField); f != c.field {
+			t.Errorf("%s: field %q, want %q", c.value, f, c.field)
+		}
+		if reason := consumers.Header(r, schemas.HeaderReason); !contains(reason, c.reason) {
+			t.Errorf("%s: reason %q, want it to contain %q", c.value, reason, c.reason)
+		}
+		if consumers.Header(r, schemas.HeaderSourceTopic) != c.topic || consumers.Header(r, schemas.HeaderSourceOffset) == "" {
+			t.Errorf("DLQ record lacks its source: %v", r.Headers)
+		}
+	}
+	if n := len(s.out(schemas.TopicFeatures)); n != 0 {
+		t.Errorf("bad input produced %d vectors", n)
+	}
+}
+
+func TestScorerRefusesMismatchedModel(t *testing.T) {
+	sc := NewScorer(PurchasePropensity())
+	v := &schemas.ModelVersion{Model: "purchase_propensity", Version: 1, Features: []string{"session_events"}, Weights: []float64{1}, Mean: []float64{0}, Std: []float64{1}}
+	if err := sc.Swap(v); err == nil {
+		t.Fatal("a version with other features must be refused")
+	}
+	if _, _, ok := sc.Score(make([]float64, len(Catalog()))); ok {
+		t.Fatal("nothing must be served after a refused swap")
+	}
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }

@@ -1,0 +1,184 @@
+package monitors
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/encoding/json"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/driftline/driftline/consumers"
+	"github.com/driftline/driftline/internal/profile"
+	"github.com/driftline/driftline/schemas"
+)
+
+var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+
+// watched is a Monitor fed record by record, publishing to Watermill's
+// in-process GoChannel so the test reads alerts and retrain requests as a
+// subscriber would.
+type watched struct {
+	mo      *Monitor
+	alerts  <-chan *message.Message
+	retrain <-chan *message.Message
+	n       int
+}
+
+func newWatched(t *testing.T, cfg Config, ref [][]float64) *watched {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	kcfg := consumers.KafkaConfig{Brokers: []string{"unused:9092"}}
+	kcfg.SetDefaults()
+	pubsub := gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 1000, Persistent: true}, watermill.NopLogger{})
+	t.Cleanup(func() { pubsub.Close() })
+	mo, err := New(cfg, kcfg, consumers.NewModelFeed(kcfg, log), pubsub, log, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"price", "mobile"}
+	mo.install(&schemas.ModelVersion{
+		Model: mo.cfg.Model, Version: 1, Features: names,
+		Reference: schemas.Profile{Rows: len(ref), Features: profile.Build(names, ref, 10)},
+		Metrics:   schemas.ModelMetrics{AUC: 0.8},
+	})
+	alerts, _ := pubsub.Subscribe(context.Background(), kcfg.Topics.Alerts)
+	retrain, _ := pubsub.Subscribe(context.Background(), kcfg.Topics.Retrain)
+	return &watched{mo: mo, alerts: alerts, retrain: retrain}
+}
+
+func (w *watched) vector(t *testing.T, at time.Time, x []float64) {
+	t.Helper()
+	b, _ := json.Marshal(schemas.FeatureVector{Model: w.mo.cfg.Model, EventTime: at, Values: x})
+	w.n++
+	if err := w.mo.handle(&kgo.Record{Topic: schemas.TopicFeatures, Value: b, Offset: int64(w.n)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (w *watched) label(t *testing.T, at time.Time, score float64, label int) {
+	t.Helper()
+	b, _ := json.Marshal(schemas.Label{Model: w.mo.cfg.Model, Version: 1, EventTime: at, Score: score, Label: label})
+	w.n++
+	if err := w.mo.handle(&kgo.Record{Topic: schemas.TopicLabels, Value: b, Offset: int64(w.n)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func drain[T any](ch <-chan *message.Message) []T {
+	var out []T
+	for {
+		select {
+		case m := <-ch:
+			var v T
+			if json.Unmarshal(m.Payload, &v) == nil {
+				out = append(out, v)
+			}
+			m.Ack()
+		case <-time.After(50 * time.Millisecond):
+			return out
+		}
+	}
+}
+
+func sample(rng *rand.Rand, priceMean, mobileShare float64) []float64 {
+	m := 0.0
+	if rng.Float64() < mobileShare {
+		m = 1
+	}
+	return []float64{priceMean * rng.ExpFloat64(), m}
+}
+
+func reference(rng *rand.Rand, n int) [][]float64 {
+	ref := make([][]float64, n)
+	for i := range ref {
+		ref[i] = sample(rng, 40, 0.5)
+	}
+	return ref
+}
+
+func TestStationaryStreamRaisesNoAlert(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	w := newWatched(t, Config{}, reference(rng, 20000))
+	for i := range 100_000 {
+		w.vector(t, t0.Add(time.Duration(i)*time.Second), sample(rng, 40, 0.5))
+	}
+	if a := drain[schemas.Alert](w.alerts); len(a) != 0 {
+		t.Fatalf("%d alerts on a stationary stream, first %+v", len(a), a[0])
+	}
+}
+
+func TestShiftRaisesOneAlertAndOneRetrain(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	w := newWatched(t, Config{}, reference(rng, 20000))
+	at := func(i int) time.Time { return t0.Add(time.Duration(i) * time.Second) }
+	for i := range 5000 {
+		w.vector(t, at(i), sample(rng, 40, 0.5))
+	}
+	// Prices double; the mobile share does not move. Hours of shifted
+	// traffic must still give one incident, not one per evaluation.
+	for i := 5000; i < 30000; i++ {
+		w.vector(t, at(i), sample(rng, 80, 0.5))
+	}
+	alerts := drain[schemas.Alert](w.alerts)
+	if len(alerts) != 1 {
+		t.Fatalf("%d alerts, want exactly one (for price): %+v", len(alerts), alerts)
+	}
+	a := alerts[0]
+	if a.Kind != schemas.AlertDrift || a.Feature != "price" || a.Statistic != "psi" || a.Value <= a.Threshold || a.Version != 1 {
+		t.Errorf("alert = %+v", a)
+	}
+	if a.EventTime.Before(at(5000)) {
+		t.Errorf("alert at %s, before the shift at %s", a.EventTime, at(5000))
+	}
+	if delay := a.EventTime.Sub(at(5000)); delay > 2000*time.Second {
+		t.Errorf("detected %s (%d vectors) after the shift, want within 2000 vectors", delay, int(delay.Seconds()))
+	}
+	reqs := drain[schemas.RetrainRequest](w.retrain)
+	if len(reqs) != 1 {
+		t.Fatalf("%d retrain requests, want 1", len(reqs))
+	}
+	if r := reqs[0]; r.FromVersion != 1 || r.DataFrom.Before(at(5000)) || r.IdempotencyKey == "" || len(r.Alerts) != 1 {
+		t.Errorf("retrain request = %+v", r)
+	}
+}
+
+func TestAccuracyDropRaisesAlert(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	w := newWatched(t, Config{}, reference(rng, 2000))
+	for i := range 3000 {
+		y := rng.IntN(2)
+		score := 0.3 + 0.4*float64(y) + 0.2*rng.Float64() // separable: AUC 1
+		if i >= 1500 {
+			score = rng.Float64() // the model lost its signal: AUC ~0.5
+		}
+		w.label(t, t0.Add(time.Duration(i)*time.Second), score, y)
+	}
+	alerts := drain[schemas.Alert](w.alerts)
+	if len(alerts) != 1 || alerts[0].Kind != schemas.AlertAccuracy || alerts[0].Value > 0.72 {
+		t.Fatalf("want one accuracy alert with AUC below 0.72, got %+v", alerts)
+	}
+	if n := len(drain[schemas.RetrainRequest](w.retrain)); n != 1 {
+		t.Errorf("%d retrain requests, want 1", n)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, c := range []Config{
+		{Window: 10},
+		{Window: 1000, EvaluateEvery: 2000},
+		{Window: 1000, EvaluateEvery: 10, Consecutive: -1},
+		{Window: 1000, EvaluateEvery: 10, Consecutive: 1, MinLabels: 600, AccuracyWindow: 500},
+	} {
+		if err := c.Validate(); err == nil {
+			t.Errorf("Validate(%+v) = nil, want an error", c)
+		}
+	}
+}
