@@ -17,6 +17,7 @@ func runCmd(ctx context.Context, args []string, log *slog.Logger) error {
 	provision := fs.Bool("provision", true, "create missing topics at start")
 	metrics := fs.String("metrics-addr", "127.0.0.1:9464", "serve /metrics, /healthz, /readyz here; empty disables")
 	minRows := fs.Int("min-rows", 2000, "labelled vectors needed to bootstrap v1 and to train a challenger")
+	warmUp := fs.Duration("warm-up", 0, "event time after the first labelled vector that trainers never train on, while user state fills")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -31,6 +32,7 @@ func runCmd(ctx context.Context, args []string, log *slog.Logger) error {
 		MetricsAddr: *metrics,
 	}
 	cfg.Trainer.MinRows = *minRows
+	cfg.Trainer.WarmUp = *warmUp
 	if len(cfg.Kafka.Brokers) == 0 {
 		return fmt.Errorf("%w: --brokers is required", errUsage)
 	}

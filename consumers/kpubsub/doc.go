@@ -22,7 +22,9 @@
 //
 // Within a partition, a message is delivered only after the previous one was
 // acked; a nacked message is redelivered after NackResendSleep. Different
-// partitions are delivered concurrently on the same channel. Ack marks the
+// partitions are delivered concurrently on the same channel, but the member
+// polls again only when every partition of its last poll is done, so a slow
+// or repeatedly nacked message holds up its other partitions. Ack marks the
 // record's offset, and marked offsets are committed synchronously after every
 // poll, before a rebalance and when the subscription ends; an unacked record
 // is never committed. Delivery is therefore at-least-once: a message whose

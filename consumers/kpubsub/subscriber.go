@@ -20,8 +20,12 @@ var ErrSubscriberClosed = errors.New("subscriber is closed")
 
 // Defaults for the zero values of SubscriberConfig.
 const (
+	// DefaultNackResendSleep is the pause before a nacked message is
+	// redelivered.
 	DefaultNackResendSleep = 100 * time.Millisecond
-	DefaultMaxPollRecords  = 500
+	// DefaultMaxPollRecords caps the records taken per poll, like Kafka's
+	// max.poll.records.
+	DefaultMaxPollRecords = 500
 )
 
 const (
