@@ -6,9 +6,9 @@ import (
 	"slices"
 	"time"
 
+	"github.com/driftline/driftline/internal/accuracy"
 	"github.com/driftline/driftline/internal/logreg"
 	"github.com/driftline/driftline/internal/profile"
-	"github.com/driftline/driftline/internal/accuracy"
 	"github.com/driftline/driftline/schemas"
 )
 

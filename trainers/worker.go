@@ -2,6 +2,7 @@ package trainers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -77,6 +78,9 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// errPermanent marks a handler error that no retry can fix.
+var errPermanent = errors.New("not retryable")
+
 // Worker is the running trainer role.
 type Worker struct {
 	cfg   Config
@@ -130,7 +134,13 @@ func (w *Worker) Run(ctx context.Context) error {
 	// to the poison queue; a panic becomes an error the retry sees.
 	router.AddMiddleware(
 		poison,
-		middleware.Retry{MaxRetries: 3, InitialInterval: time.Second, Multiplier: 2, Logger: watermill.NewSlogLogger(w.log)}.Middleware,
+		middleware.Retry{
+			MaxRetries: 3, InitialInterval: time.Second, MaxInterval: 10 * time.Second, Multiplier: 2,
+			// A request that cannot be decoded never will be: straight to
+			// the poison queue.
+			ShouldRetry: func(p middleware.RetryParams) bool { return !errors.Is(p.Err, errPermanent) },
+			Logger:      watermill.NewSlogLogger(w.log),
+		}.Middleware,
 		middleware.Recoverer,
 	)
 	router.AddConsumerHandler("trainer", w.kafka.Topics.Retrain, w.sub, w.handle)
@@ -218,8 +228,7 @@ func (w *Worker) watchColdStart(ctx context.Context) error {
 func (w *Worker) handle(msg *message.Message) error {
 	var req schemas.RetrainRequest
 	if err := json.Unmarshal(msg.Payload, &req); err != nil {
-		// Not retryable: the poison queue keeps it with the reason.
-		return fmt.Errorf("cannot decode retrain request %s: %w", msg.UUID, err)
+		return fmt.Errorf("cannot decode retrain request %s: %w: %w", msg.UUID, errPermanent, err)
 	}
 	if req.Model != w.cfg.Model {
 		return nil
@@ -329,9 +338,14 @@ func publishJSON(pub message.Publisher, topic, key string, v any) error {
 	if err != nil {
 		return fmt.Errorf("cannot encode %s record: %w", topic, err)
 	}
-	msg := message.NewMessage(watermill.NewUUID(), b)
+	msg := newMessage(b)
 	msg.Metadata.Set(kpubsub.KeyMetadata, key)
 	return pub.Publish(topic, msg)
 }
 
 func round4(v float64) float64 { return float64(int64(v*1e4+0.5)) / 1e4 }
+
+// newMessage wraps a payload in a Watermill message with a fresh UUID.
+func newMessage(payload []byte) *message.Message {
+	return message.NewMessage(watermill.NewUUID(), payload)
+}
