@@ -67,11 +67,12 @@ type Processor struct {
 	scorer *Scorer
 	dec    schemas.Decoder
 
-	parts map[int32]*partState
-	idx   []int // spec feature i -> catalog index
-	out   []*kgo.Record
-	event schemas.Event
-	vals  [numCatalog]float64
+	parts  map[int32]*partState
+	inputs map[string]prometheus.Counter // events counter per input topic, looked up once
+	idx    []int                         // spec feature i -> catalog index
+	out    []*kgo.Record
+	event  schemas.Event
+	vals   [numCatalog]float64
 
 	warnedCold bool
 }
@@ -96,8 +97,9 @@ func New(cfg Config, kafka consumers.KafkaConfig, feed *consumers.ModelFeed, log
 	for _, f := range cfg.Spec.Features {
 		p.idx = append(p.idx, catalogIndex(f))
 	}
+	p.inputs = map[string]prometheus.Counter{}
 	for _, t := range kafka.Topics.Inputs() {
-		p.m.events.WithLabelValues(t)
+		p.inputs[t] = p.m.events.WithLabelValues(t)
 	}
 	for _, r := range []string{schemas.LabelReasonPurchase, schemas.LabelReasonHorizon} {
 		p.m.labels.WithLabelValues(r)
@@ -213,7 +215,9 @@ func (p *Processor) coldStart(entering bool) {
 
 // handle decides everything one input record causes.
 func (p *Processor) handle(r *kgo.Record) {
-	p.m.events.WithLabelValues(r.Topic).Inc()
+	if c := p.inputs[r.Topic]; c != nil {
+		c.Inc()
+	}
 	e := &p.event
 	if err := p.dec.Decode(r.Topic, r.Value, e); err != nil {
 		field, reason := "record", err.Error()
