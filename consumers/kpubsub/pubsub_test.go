@@ -15,14 +15,6 @@ import (
 	"github.com/driftline/driftline/consumers/kpubsub"
 )
 
-// testClientOptions make group membership changes quick against the
-// in-process broker: members notice a rebalance on their next heartbeat.
-func testClientOptions() []kgo.Opt {
-	return []kgo.Opt{
-		kgo.HeartbeatInterval(100 * time.Millisecond),
-	}
-}
-
 // newCluster starts a one-broker kfake cluster that lives as long as t.
 func newCluster(t *testing.T, opts ...kfake.Opt) []string {
 	t.Helper()
@@ -41,17 +33,13 @@ func pubSubFactory(brokers []string, partitions int32) (tests.PubSubConstructor,
 	withGroup := func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
 		t.Helper()
 		logger := watermill.NopLogger{}
-		pub, err := kpubsub.NewPublisher(kpubsub.PublisherConfig{
-			Brokers:       brokers,
-			ClientOptions: testClientOptions(),
-		}, logger)
+		pub, err := kpubsub.NewPublisher(kpubsub.PublisherConfig{Brokers: brokers}, logger)
 		if err != nil {
 			t.Fatal(err)
 		}
 		sub, err := kpubsub.NewSubscriber(kpubsub.SubscriberConfig{
 			Brokers:       brokers,
 			ConsumerGroup: group,
-			ClientOptions: testClientOptions(),
 			Partitions:    partitions,
 		}, logger)
 		if err != nil {

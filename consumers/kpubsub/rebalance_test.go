@@ -30,7 +30,6 @@ func TestRebalanceDoesNotWaitForIdleConsumer(t *testing.T) {
 		sub, err := kpubsub.NewSubscriber(kpubsub.SubscriberConfig{
 			Brokers:       brokers,
 			ConsumerGroup: group,
-			ClientOptions: testClientOptions(),
 			Partitions:    2,
 		}, nil)
 		if err != nil {

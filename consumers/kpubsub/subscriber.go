@@ -193,7 +193,6 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 
 	sub := &subscription{
 		cfg:       &s.cfg,
-		topic:     topic,
 		ctx:       subCtx,
 		out:       make(chan *message.Message),
 		rebalance: make(chan struct{}, 1),
@@ -259,7 +258,6 @@ func (s *Subscriber) isClosed() bool {
 // output channel.
 type subscription struct {
 	cfg    *SubscriberConfig
-	topic  string
 	client *kgo.Client
 	logger watermill.LoggerAdapter
 
