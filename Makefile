@@ -22,4 +22,4 @@ demo:
 	$(GO) run ./cmd/driftline demo
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./schemas ./internal/... ./monitors
+	$(GO) test -run '^$$' -bench . -benchmem ./schemas ./features ./internal/... ./monitors

@@ -1,0 +1,80 @@
+package features
+
+import (
+	stdjson "encoding/json"
+	"io"
+	"log/slog"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/driftline/driftline/consumers"
+	"github.com/driftline/driftline/internal/storefront"
+	"github.com/driftline/driftline/schemas"
+)
+
+// simulatedRecords returns a storefront stream as the stage reads it.
+func simulatedRecords(b *testing.B, d time.Duration) []*kgo.Record {
+	b.Helper()
+	sim, err := storefront.New(storefront.Config{Seed: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var recs []*kgo.Record
+	sim.Advance(sim.Now().Add(d), func(e *schemas.Event) {
+		recs = append(recs, &kgo.Record{Topic: schemas.TopicOf(e.Type), Key: []byte(e.UserID), Value: e.AppendJSON(nil), Timestamp: time.Now()})
+	})
+	return recs
+}
+
+// BenchmarkHandle is the stage's per-record work (decode, validate, state,
+// vector, score, labels, output encoding) without Kafka, on one core.
+// Compare with BenchmarkBaselineEncodingJSON in the same run.
+func BenchmarkHandle(b *testing.B) {
+	recs := simulatedRecords(b, 2*time.Hour)
+	kcfg := consumers.KafkaConfig{Brokers: []string{"unused:9092"}}
+	kcfg.SetDefaults()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	p, err := New(Config{}, kcfg, consumers.NewModelFeed(kcfg, log), log, prometheus.NewRegistry())
+	if err != nil {
+		b.Fatal(err)
+	}
+	n := len(p.cfg.Spec.Features)
+	if err := p.scorer.Swap(&schemas.ModelVersion{Model: p.cfg.Spec.Name, Version: 1, Features: p.cfg.Spec.Features,
+		Weights: make([]float64, n), Mean: make([]float64, n), Std: slices.Repeat([]float64{1}, n)}); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if i%len(recs) == 0 {
+			p.parts = map[int32]*partState{} // replay the stream from a clean state
+		}
+		p.handle(recs[i%len(recs)])
+		if len(p.out) > 1024 {
+			clear(p.out)
+			p.out = p.out[:0]
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkBaselineEncodingJSON is encoding/json decoding the same records
+// into the same struct, no validation, nothing else: the floor a naive
+// stage starts from.
+func BenchmarkBaselineEncodingJSON(b *testing.B) {
+	recs := simulatedRecords(b, 2*time.Hour)
+	var e schemas.Event
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		e.Reset()
+		if err := stdjson.Unmarshal(recs[i%len(recs)].Value, &e); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
