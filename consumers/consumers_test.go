@@ -210,3 +210,34 @@ func TestDeadLetterKeepsOriginalBytesAndSource(t *testing.T) {
 		}
 	}
 }
+
+func TestDeadLetterOfAHugeRecordIsCutWithItsHash(t *testing.T) {
+	big := make([]byte, 1_020_000) // accepted by Kafka's default 1 MiB limit
+	for i := range big {
+		big[i] = 'x'
+	}
+	d := DeadLetter("driftline.dlq", &kgo.Record{Topic: "storefront.cart", Value: big}, "record", "record: too large")
+	if len(d.Value) != MaxDeadLetterBytes {
+		t.Errorf("dead letter value %d bytes, want cut to %d", len(d.Value), MaxDeadLetterBytes)
+	}
+	if Header(d, schemas.HeaderOriginalBytes) != "1020000" || len(Header(d, schemas.HeaderOriginalSHA256)) != 64 {
+		t.Errorf("headers %v lack the original size and hash", d.Headers)
+	}
+}
+
+// TestHugeBadRecordDoesNotStopTheDLQ produces the cut dead letter of a
+// ~1 MB record through a real broker with default client limits.
+func TestHugeBadRecordDoesNotStopTheDLQ(t *testing.T) {
+	b, cfg := startBroker(t, "")
+	defer b.Close()
+	ctx := context.Background()
+	if err := ProvisionTopics(ctx, cfg, quiet); err != nil {
+		t.Fatal(err)
+	}
+	cl, _ := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...))
+	defer cl.Close()
+	d := DeadLetter(cfg.Topics.DLQ, &kgo.Record{Topic: cfg.Topics.Cart, Value: make([]byte, 1_020_000)}, "record", "record: too large")
+	if err := cl.ProduceSync(ctx, d).FirstErr(); err != nil {
+		t.Fatalf("cannot dead-letter a huge record: %v", err)
+	}
+}

@@ -46,7 +46,9 @@ func NewModelFeed(cfg KafkaConfig, log *slog.Logger) *ModelFeed {
 }
 
 // OnChampion registers fn to be called, from Run's goroutine, each time a
-// model's champion alias moves to a version the feed knows.
+// model's champion alias moves to a version the feed knows (or the version
+// an alias already points at arrives). fn must not block: the feed waits
+// for it.
 func (f *ModelFeed) OnChampion(fn func(*schemas.ModelVersion)) {
 	f.mu.Lock()
 	f.listeners = append(f.listeners, fn)
@@ -170,7 +172,16 @@ func (f *ModelFeed) apply(r *kgo.Record) {
 			f.versions[v.Model] = map[int]*schemas.ModelVersion{}
 		}
 		f.versions[v.Model][v.Version] = v
+		// After compaction a version record can follow the alias that
+		// points at it: the champion becomes known only now.
+		champ, ok := f.aliases[v.Model][schemas.AliasChampion]
+		listeners := f.listeners
 		f.mu.Unlock()
+		if ok && champ == v.Version {
+			for _, fn := range listeners {
+				fn(v)
+			}
+		}
 	case rec.Kind == schemas.RegistryAlias && rec.Alias != nil:
 		a := rec.Alias
 		f.mu.Lock()

@@ -12,6 +12,7 @@ type metrics struct {
 	modelInfo   *prometheus.GaugeVec
 	latency     prometheus.Histogram
 	watermark   prometheus.Gauge
+	misrouted   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -43,9 +44,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
 		watermark: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "driftline_features_watermark_seconds", Help: "Lowest partition watermark (event time, Unix seconds).",
+			Name: "driftline_features_watermark_seconds", Help: "Lowest watermark over assigned partitions at the last session sweep (event time, Unix seconds).",
+		}),
+		misrouted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "driftline_features_misrouted_total", Help: "Storefront records whose Kafka key is not their user_id (processed, but their user's state may be split).",
 		}),
 	}
-	reg.MustRegister(m.events, m.dlq, m.vectors, m.predictions, m.unscored, m.labels, m.modelInfo, m.latency, m.watermark)
+	reg.MustRegister(m.events, m.dlq, m.vectors, m.predictions, m.unscored, m.labels, m.modelInfo, m.latency, m.watermark, m.misrouted)
 	return m
 }

@@ -1,14 +1,18 @@
 package features
 
 import (
+	"container/heap"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/encoding/json"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/driftline/driftline/consumers"
@@ -29,6 +33,15 @@ type Config struct {
 	SessionGap time.Duration `yaml:"session_gap"`
 	// MaxRecordBytes rejects larger records to the DLQ. Default 64 KiB.
 	MaxRecordBytes int `yaml:"max_record_bytes"`
+	// IdleTimeout: an input topic-partition that delivered nothing for this
+	// much wall time stops holding the watermark back (Flink's
+	// withIdleness). Until then, a partition's watermark waits for every
+	// input topic, so a purchase still unread never loses its positive
+	// label. Default 30s.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// FlushTimeout bounds producing outputs and committing offsets, also at
+	// shutdown. Default 30s.
+	FlushTimeout time.Duration `yaml:"flush_timeout"`
 }
 
 func (c *Config) setDefaults() {
@@ -46,6 +59,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxRecordBytes == 0 {
 		c.MaxRecordBytes = 64 << 10
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = 30 * time.Second
+	}
+	if c.FlushTimeout == 0 {
+		c.FlushTimeout = 30 * time.Second
 	}
 }
 
@@ -68,13 +87,18 @@ type Processor struct {
 	dec    schemas.Decoder
 
 	parts  map[int32]*partState
-	inputs map[string]prometheus.Counter // events counter per input topic, looked up once
-	idx    []int                         // spec feature i -> catalog index
-	out    []*kgo.Record
-	event  schemas.Event
-	vals   [numCatalog]float64
+	inputs map[string]int // input topic -> index of its clock in partState
+	events [numInputs]prometheus.Counter
+	// label counters, by outcome
+	positives, negatives prometheus.Counter
+	now                  func() time.Time
+	idx                  []int // spec feature i -> catalog index
+	out                  []*kgo.Record
+	event                schemas.Event
+	vals                 [numCatalog]float64
 
-	warnedCold bool
+	warnedCold   bool
+	warnedKeying bool
 }
 
 // New builds the stage. feed must be run by the caller.
@@ -97,13 +121,14 @@ func New(cfg Config, kafka consumers.KafkaConfig, feed *consumers.ModelFeed, log
 	for _, f := range cfg.Spec.Features {
 		p.idx = append(p.idx, catalogIndex(f))
 	}
-	p.inputs = map[string]prometheus.Counter{}
-	for _, t := range kafka.Topics.Inputs() {
-		p.inputs[t] = p.m.events.WithLabelValues(t)
+	p.inputs = map[string]int{}
+	p.now = time.Now
+	for i, t := range kafka.Topics.Inputs() {
+		p.inputs[t] = i
+		p.events[i] = p.m.events.WithLabelValues(t)
 	}
-	for _, r := range []string{schemas.LabelReasonPurchase, schemas.LabelReasonHorizon} {
-		p.m.labels.WithLabelValues(r)
-	}
+	p.positives = p.m.labels.WithLabelValues(schemas.LabelReasonPurchase)
+	p.negatives = p.m.labels.WithLabelValues(schemas.LabelReasonHorizon)
 	p.m.modelInfo.WithLabelValues(cfg.Spec.Name).Set(0)
 	feed.OnChampion(p.swap)
 	return p, nil
@@ -151,49 +176,83 @@ func (p *Processor) Run(ctx context.Context) error {
 		return fmt.Errorf("cannot create features client: %w", err)
 	}
 	defer cl.Close()
+	if err := p.checkCoPartitioned(ctx, cl); err != nil {
+		return err
+	}
+	if v := p.feed.Champion(p.cfg.Spec.Name); v != nil {
+		p.swap(v) // the feed may have notified before New registered, or not at all
+	}
 	if p.scorer.Version() == 0 {
 		p.coldStart(true)
 	}
 	for {
 		fetches := cl.PollRecords(ctx, 10000)
-		if ctx.Err() != nil {
-			cl.AllowRebalance()
-			return p.finish(cl)
-		}
 		fetches.EachError(func(t string, part int32, err error) {
-			p.log.Warn("fetch failed", "topic", t, "partition", part, "err", err)
-		})
-		fetches.EachRecord(p.handle)
-		if err := p.flushAndCommit(ctx, cl); err != nil {
-			cl.AllowRebalance()
-			if ctx.Err() != nil {
-				return p.finish(cl)
+			if !errors.Is(err, context.Canceled) {
+				p.log.Warn("fetch failed", "topic", t, "partition", part, "err", err)
 			}
+		})
+		// Records returned are handled even when shutdown has begun: their
+		// offsets are already queued for the commit below.
+		fetches.EachRecord(p.handle)
+		err := p.flushAndCommit(ctx, cl)
+		cl.AllowRebalance()
+		if err != nil {
 			return err
 		}
-		cl.AllowRebalance()
+		if ctx.Err() != nil {
+			return nil
+		}
 	}
 }
 
-// finish flushes and commits what was processed before shutdown, with a
-// fresh deadline since the run context is already done.
-func (p *Processor) finish(cl *kgo.Client) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return p.flushAndCommit(ctx, cl)
-}
-
+// flushAndCommit produces every queued output and only then commits the
+// input offsets. It runs to completion (bounded by FlushTimeout) even when
+// ctx is done, so a SIGTERM never commits an input whose outputs were not
+// acknowledged; if producing fails, nothing is committed and the inputs are
+// read again after a restart.
 func (p *Processor) flushAndCommit(ctx context.Context, cl *kgo.Client) error {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.FlushTimeout)
+	defer cancel()
 	if len(p.out) > 0 {
-		results := cl.ProduceSync(ctx, p.out...)
+		results := cl.ProduceSync(wctx, p.out...)
 		clear(p.out)
 		p.out = p.out[:0]
 		if err := results.FirstErr(); err != nil {
-			return fmt.Errorf("cannot produce feature stage outputs: %w", err)
+			return fmt.Errorf("cannot produce feature stage outputs (input offsets not committed; they will be read again): %w", err)
 		}
 	}
-	if err := cl.CommitUncommittedOffsets(ctx); err != nil {
+	if err := cl.CommitUncommittedOffsets(wctx); err != nil {
 		return fmt.Errorf("cannot commit input offsets: %w", err)
+	}
+	return nil
+}
+
+// checkCoPartitioned refuses to start when the input topics have different
+// partition counts: a user's events would then meet in different states and
+// purchases would never find their carts.
+func (p *Processor) checkCoPartitioned(ctx context.Context, cl *kgo.Client) error {
+	inputs := p.kafka.Topics.Inputs()
+	td, err := kadm.NewClient(cl).ListTopics(ctx, inputs...)
+	if err != nil {
+		return fmt.Errorf("cannot describe input topics: %w", err)
+	}
+	counts := make([]string, 0, len(inputs))
+	n := -1
+	same := true
+	for _, t := range inputs {
+		d, ok := td[t]
+		if !ok || d.Err != nil {
+			return fmt.Errorf("cannot describe input topic %s: does it exist? (driftline run creates it unless --provision=false)", t)
+		}
+		if n >= 0 && len(d.Partitions) != n {
+			same = false
+		}
+		n = len(d.Partitions)
+		counts = append(counts, fmt.Sprintf("%s has %d", t, len(d.Partitions)))
+	}
+	if !same {
+		return fmt.Errorf("cannot run the feature stage: input topics must have the same partition count (%s)", strings.Join(counts, ", "))
 	}
 	return nil
 }
@@ -215,9 +274,11 @@ func (p *Processor) coldStart(entering bool) {
 
 // handle decides everything one input record causes.
 func (p *Processor) handle(r *kgo.Record) {
-	if c := p.inputs[r.Topic]; c != nil {
-		c.Inc()
+	ti, ok := p.inputs[r.Topic]
+	if !ok {
+		return // not subscribed; cannot happen
 	}
+	p.events[ti].Inc()
 	e := &p.event
 	if err := p.dec.Decode(r.Topic, r.Value, e); err != nil {
 		field, reason := "record", err.Error()
@@ -229,46 +290,54 @@ func (p *Processor) handle(r *kgo.Record) {
 		p.m.dlq.WithLabelValues(field).Inc()
 		return
 	}
+	if string(r.Key) != e.UserID {
+		// Processed anyway (dropping it would lose data), but its user's
+		// state may be split across partitions: say so once, count always.
+		p.m.misrouted.Inc()
+		if !p.warnedKeying {
+			p.warnedKeying = true
+			p.log.Warn("storefront record not keyed by its user_id: user features and labels of that user may be wrong (see driftline_features_misrouted_total)",
+				"topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "key", string(r.Key), "user_id", e.UserID)
+		}
+	}
+	now := p.now()
 	ps := p.parts[r.Partition]
 	if ps == nil {
-		ps = newPartState()
+		ps = newPartState(now)
 		p.parts[r.Partition] = ps
 	}
-	ps.observe(r.Topic, e.TimeMillis)
+	ps.observe(ti, e.TimeMillis, now)
 	s := ps.apply(e)
 	if e.Type == schemas.Purchase {
 		p.resolvePurchase(s, e.TimeMillis)
 	}
 	if p.cfg.Spec.triggers(e.Type) {
-		p.trigger(r, ps, s, e)
+		p.trigger(ps, s, e, r.Timestamp)
 	}
-	p.expire(ps)
+	p.expire(ps, now)
 }
 
 // trigger builds, scores and emits the vector of a trigger event and
 // leaves it pending for its label.
-func (p *Processor) trigger(r *kgo.Record, ps *partState, s *session, e *schemas.Event) {
+func (p *Processor) trigger(ps *partState, s *session, e *schemas.Event, produced time.Time) {
 	ps.compute(e, s, &p.vals)
 	values := make([]float64, len(p.idx))
 	for i, ci := range p.idx {
 		values[i] = p.vals[ci]
 	}
 	evTime := time.UnixMilli(e.TimeMillis).UTC()
-	vec := schemas.FeatureVector{
-		Model: p.cfg.Spec.Name, EventID: e.EventID, EventType: e.Type, EventTime: evTime,
-		UserID: e.UserID, SessionID: e.SessionID, Segments: s.segments, Values: values,
-	}
-	p.emit(p.kafka.Topics.Features, r.Key, evTime, &vec)
-	p.m.vectors.Inc()
-
+	// The strings of e point into the record; what outlives it is copied.
 	pl := &pendingLabel{sess: s, label: schemas.Label{
-		Model: vec.Model, EventID: vec.EventID, EventTime: evTime,
-		UserID: vec.UserID, SessionID: vec.SessionID, Segments: s.segments, Values: values,
+		Model: p.cfg.Spec.Name, EventID: strings.Clone(e.EventID), EventTime: evTime,
+		UserID: s.userID, SessionID: strings.Clone(e.SessionID), Segments: s.segments, Values: values,
 	}}
-	// The strings of e point into the record; the pending label outlives it.
-	pl.label.EventID = string(append([]byte(nil), vec.EventID...))
-	pl.label.UserID = s.userID
-	pl.label.SessionID = string(append([]byte(nil), vec.SessionID...))
+	key := []byte(s.userID)
+	vec := schemas.FeatureVector{
+		Model: pl.label.Model, EventID: pl.label.EventID, EventType: e.Type, EventTime: evTime,
+		UserID: s.userID, SessionID: pl.label.SessionID, Segments: s.segments, Values: values,
+	}
+	p.emit(p.kafka.Topics.Features, key, evTime, &vec)
+	p.m.vectors.Inc()
 
 	if score, version, ok := p.scorer.Score(values); ok {
 		pred := schemas.Prediction{
@@ -276,9 +345,9 @@ func (p *Processor) trigger(r *kgo.Record, ps *partState, s *session, e *schemas
 			EventTime: evTime, UserID: vec.UserID, SessionID: vec.SessionID, Segments: s.segments,
 			ScoredAt: time.Now().UTC(),
 		}
-		p.emit(p.kafka.Topics.Predictions, r.Key, evTime, &pred)
+		p.emit(p.kafka.Topics.Predictions, key, evTime, &pred)
 		p.m.predictions.Inc()
-		p.m.latency.Observe(time.Since(r.Timestamp).Seconds())
+		p.m.latency.Observe(time.Since(produced).Seconds())
 		pl.label.Version, pl.label.Score = version, score
 		if p.warnedCold {
 			p.warnedCold = false
@@ -290,12 +359,12 @@ func (p *Processor) trigger(r *kgo.Record, ps *partState, s *session, e *schemas
 	}
 
 	h := p.cfg.Spec.Horizon.Milliseconds()
-	if s.purchaseMillis >= e.TimeMillis && s.purchaseMillis <= e.TimeMillis+h {
-		p.label(pl, schemas.LabelReasonPurchase, s.purchaseMillis)
+	if at, ok := s.purchasedWithin(e.TimeMillis, e.TimeMillis+h); ok {
+		p.label(pl, schemas.LabelReasonPurchase, at)
 		return
 	}
 	s.pending = append(s.pending, pl)
-	ps.queue = append(ps.queue, pl)
+	heap.Push(&ps.queue, pl)
 }
 
 // resolvePurchase labels positive every pending vector of the session whose
@@ -317,36 +386,26 @@ func (p *Processor) resolvePurchase(s *session, ms int64) {
 
 // expire labels negative the vectors whose horizon the watermark has
 // passed, and drops closed sessions.
-func (p *Processor) expire(ps *partState) {
-	wm := ps.watermark(p.cfg.AllowedLateness.Milliseconds())
+func (p *Processor) expire(ps *partState, now time.Time) {
+	wm := ps.watermark(now, p.cfg.AllowedLateness.Milliseconds(), p.cfg.IdleTimeout)
 	h := p.cfg.Spec.Horizon.Milliseconds()
-	n := 0
-	for _, pl := range ps.queue {
-		if !pl.resolved && pl.label.EventTime.UnixMilli()+h >= wm {
-			break
+	for len(ps.queue) > 0 && ps.queue[0].label.EventTime.UnixMilli()+h < wm {
+		pl := heap.Pop(&ps.queue).(*pendingLabel)
+		if pl.resolved {
+			continue // labelled positive already
 		}
-		if !pl.resolved {
-			p.label(pl, schemas.LabelReasonHorizon, wm)
-			s := pl.sess
-			for i, q := range s.pending {
-				if q == pl {
-					s.pending = append(s.pending[:i], s.pending[i+1:]...)
-					break
-				}
-			}
+		p.label(pl, schemas.LabelReasonHorizon, wm)
+		s := pl.sess
+		if i := slices.Index(s.pending, pl); i >= 0 {
+			s.pending = slices.Delete(s.pending, i, i+1)
 		}
-		n++
-	}
-	if n > 0 {
-		clear(ps.queue[:n])
-		ps.queue = ps.queue[n:]
 	}
 	// Sweep closed sessions once per event-time minute.
 	if wm-ps.swept < 60_000 {
 		return
 	}
 	ps.swept = wm
-	p.m.watermark.Set(float64(wm) / 1000)
+	p.m.watermark.Set(float64(p.lowestWatermark()) / 1000)
 	gap := p.cfg.SessionGap.Milliseconds()
 	for id, s := range ps.sessions {
 		if len(s.pending) == 0 && s.lastMillis+gap+h < wm {
@@ -355,15 +414,28 @@ func (p *Processor) expire(ps *partState) {
 	}
 }
 
+// lowestWatermark is the smallest swept watermark over assigned partitions.
+func (p *Processor) lowestWatermark() int64 {
+	low := int64(0)
+	for _, ps := range p.parts {
+		if low == 0 || (ps.swept > 0 && ps.swept < low) {
+			low = ps.swept
+		}
+	}
+	return low
+}
+
 func (p *Processor) label(pl *pendingLabel, reason string, atMs int64) {
 	pl.resolved = true
 	pl.label.Reason = reason
 	pl.label.LabelTime = time.UnixMilli(atMs).UTC()
+	counter := p.negatives
 	if reason == schemas.LabelReasonPurchase {
 		pl.label.Label = 1
+		counter = p.positives
 	}
 	p.emit(p.kafka.Topics.Labels, []byte(pl.label.UserID), pl.label.EventTime, &pl.label)
-	p.m.labels.WithLabelValues(reason).Inc()
+	counter.Inc()
 }
 
 // emit queues a JSON record; it is produced and acknowledged before the

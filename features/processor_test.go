@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/segmentio/encoding/json"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -228,3 +229,72 @@ func TestScorerRefusesMismatchedModel(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+func TestSecondPurchaseOfASessionStillLabelsPositive(t *testing.T) {
+	s := newStage(t, true)
+	// Both purchases are read before the cart event they follow.
+	s.send(schemas.Purchase, 10*time.Minute, "a", `,"order_id":"o1","amount":1,"currency":"EUR"`)
+	s.send(schemas.Purchase, 100*time.Minute, "a", `,"order_id":"o2","amount":1,"currency":"EUR"`)
+	s.send(schemas.AddToCart, 80*time.Minute, "a", cartItem)
+	labels := decodeAll[schemas.Label](t, s.out(schemas.TopicLabels))
+	if len(labels) != 1 || labels[0].Label != 1 || !labels[0].LabelTime.Equal(t0.Add(100*time.Minute)) {
+		t.Fatalf("want the cart at 11:20 labelled positive by the purchase at 11:40, got %+v", labels)
+	}
+}
+
+func TestFarFutureEventDoesNotHoldBackOtherLabels(t *testing.T) {
+	s := newStage(t, true)
+	s.send(schemas.AddToCart, 365*24*time.Hour, "future", cartItem) // a producer clock a year ahead
+	s.send(schemas.AddToCart, 0, "b", cartItem)
+	for _, typ := range []string{schemas.PageView, schemas.AddToCart} {
+		s.send(typ, 2*time.Hour, "z", map[string]string{schemas.PageView: "", schemas.AddToCart: cartItem}[typ])
+	}
+	s.send(schemas.Purchase, 2*time.Hour, "y", `,"order_id":"o","amount":1,"currency":"EUR"`)
+	var b []schemas.Label
+	for _, l := range decodeAll[schemas.Label](t, s.out(schemas.TopicLabels)) {
+		if l.SessionID == "b" {
+			b = append(b, l)
+		}
+	}
+	if len(b) != 1 || b[0].Label != 0 {
+		t.Fatalf("session b must be labelled negative once the watermark passed its horizon, got %+v", b)
+	}
+}
+
+func TestWatermarkWaitsForEveryInputUntilIdle(t *testing.T) {
+	s := newStage(t, true)
+	clock := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	s.p.now = func() time.Time { return clock }
+	// Carts and clicks move two hours ahead; the transactions topic of this
+	// partition has not been read yet (a backlog, a slow fetch). The
+	// purchase may still be there: no negative label yet.
+	s.send(schemas.AddToCart, 0, "a", cartItem)
+	s.send(schemas.PageView, 2*time.Hour, "z", "")
+	s.send(schemas.AddToCart, 2*time.Hour, "z", cartItem)
+	if n := len(s.out(schemas.TopicLabels)); n != 0 {
+		t.Fatalf("%d labels while the transactions topic was never read, want 0", n)
+	}
+	// After the idle timeout of wall time without a transaction, the topic
+	// stops holding the watermark back.
+	clock = clock.Add(s.p.cfg.IdleTimeout + time.Second)
+	s.send(schemas.PageView, 2*time.Hour+time.Second, "z", "")
+	labels := decodeAll[schemas.Label](t, s.out(schemas.TopicLabels))
+	if len(labels) != 1 || labels[0].SessionID != "a" || labels[0].Label != 0 {
+		t.Fatalf("after the idle timeout want a's negative label, got %+v", labels)
+	}
+}
+
+func TestOutputsAreKeyedByUserID(t *testing.T) {
+	s := newStage(t, true)
+	v := `{"event_id":"e1","type":"add_to_cart","ts":"2026-11-23T10:00:00Z","user_id":"u7","session_id":"s","product_id":"p","price":1,"quantity":1}`
+	s.p.handle(&kgo.Record{Topic: schemas.TopicCart, Key: nil, Value: []byte(v)}) // kcat without -K
+	for _, topic := range []string{schemas.TopicFeatures, schemas.TopicPredictions} {
+		out := s.out(topic)
+		if len(out) != 1 || string(out[0].Key) != "u7" {
+			t.Errorf("%s: want one record keyed u7, got %d", topic, len(out))
+		}
+	}
+	if got := testutil.ToFloat64(s.p.m.misrouted); got != 1 {
+		t.Errorf("misrouted = %g, want 1", got)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/driftline/driftline/schemas"
 )
@@ -59,8 +60,21 @@ type session struct {
 	cartRemoves    int
 	cartValue      float64
 	viewedPriceSum float64
-	purchaseMillis int64 // event time of the latest purchase; 0 none
+	purchases      []int64 // event times of the session's purchases, latest maxSessionPurchases
 	pending        []*pendingLabel
+}
+
+const maxSessionPurchases = 8
+
+// purchasedWithin returns the time of a purchase of the session within
+// [from, to], if there is one.
+func (s *session) purchasedWithin(from, to int64) (int64, bool) {
+	for _, t := range s.purchases {
+		if t >= from && t <= to {
+			return t, true
+		}
+	}
+	return 0, false
 }
 
 // user is the lifetime state of one user.
@@ -110,39 +124,82 @@ type pendingLabel struct {
 	resolved bool
 }
 
+// pendingQueue is a min-heap of pending labels by event time, so one
+// far-future event never holds back the expiry of the others. Entries
+// labelled positive stay until their horizon passes (lazy deletion).
+type pendingQueue []*pendingLabel
+
+func (q pendingQueue) Len() int           { return len(q) }
+func (q pendingQueue) Less(i, j int) bool { return q[i].label.EventTime.Before(q[j].label.EventTime) }
+func (q pendingQueue) Swap(i, j int)      { q[i], q[j] = q[j], q[i] }
+func (q *pendingQueue) Push(x any)        { *q = append(*q, x.(*pendingLabel)) }
+func (q *pendingQueue) Pop() any {
+	old := *q
+	x := old[len(old)-1]
+	old[len(old)-1] = nil
+	*q = old[:len(old)-1]
+	return x
+}
+
+// numInputs is the number of input topics: clickstream, cart, transactions.
+const numInputs = 3
+
+// inputClock is what the stage knows of one input topic on one partition.
+type inputClock struct {
+	maxTS    int64     // newest event time read; 0 none
+	lastRead time.Time // wall time of the last record read
+}
+
 // partState is everything the stage keeps for one partition number of the
 // co-partitioned input topics.
 type partState struct {
 	sessions map[string]*session
 	users    map[string]*user
-	queue    []*pendingLabel // in arrival order, for horizon expiry
-	maxTS    map[string]int64
+	queue    pendingQueue
+	clocks   [numInputs]inputClock
+	created  time.Time
 	swept    int64 // watermark at the last session sweep
 }
 
-func newPartState() *partState {
+func newPartState(now time.Time) *partState {
 	return &partState{
 		sessions: map[string]*session{},
 		users:    map[string]*user{},
-		maxTS:    map[string]int64{},
+		created:  now,
 	}
 }
 
-// observe updates the partition's per-topic event-time maximum.
-func (p *partState) observe(topic string, ms int64) {
-	if ms > p.maxTS[topic] {
-		p.maxTS[topic] = ms
-	}
+// observe records an event time read from input topic i.
+func (p *partState) observe(i int, ms int64, now time.Time) {
+	c := &p.clocks[i]
+	c.maxTS = max(c.maxTS, ms)
+	c.lastRead = now
 }
 
-// watermark is the minimum over topics of the maximum event time, minus
-// lateness; 0 before any event.
-func (p *partState) watermark(latenessMs int64) int64 {
-	wm := int64(math.MaxInt64)
-	for _, ts := range p.maxTS {
-		wm = min(wm, ts)
+// watermark is the event time up to which the partition has seen every
+// input, minus lateness: the minimum over the input topics of their newest
+// event time. A topic not heard from for idle (wall time) stops holding it
+// back; one never heard from holds it at 0 until it has been idle that long.
+// When every input is idle, all that was sent has been read and the newest
+// event time counts.
+func (p *partState) watermark(now time.Time, latenessMs int64, idle time.Duration) int64 {
+	wm, newest, active := int64(math.MaxInt64), int64(0), false
+	for _, c := range p.clocks {
+		newest = max(newest, c.maxTS)
+		last := c.lastRead
+		if last.IsZero() {
+			last = p.created
+		}
+		if now.Sub(last) > idle {
+			continue
+		}
+		active = true
+		wm = min(wm, c.maxTS)
 	}
-	if wm == math.MaxInt64 {
+	if !active {
+		wm = newest
+	}
+	if wm <= 0 {
 		return 0
 	}
 	return wm - latenessMs
@@ -193,7 +250,10 @@ func (p *partState) apply(e *schemas.Event) *session {
 	case schemas.CheckoutStart:
 		s.cartValue = e.CartValue
 	case schemas.Purchase:
-		s.purchaseMillis = max(s.purchaseMillis, e.TimeMillis)
+		if len(s.purchases) == maxSessionPurchases {
+			s.purchases = slices.Delete(s.purchases, 0, 1)
+		}
+		s.purchases = append(s.purchases, e.TimeMillis)
 		u.addPurchase(e.TimeMillis)
 	}
 	return s

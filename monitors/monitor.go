@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -113,7 +114,10 @@ type Monitor struct {
 	drift    *driftWindow
 	acc      *accuracyWindow
 	lastDrop time.Time // event time of the latest retrain request
-	swapCh   chan *schemas.ModelVersion
+
+	// next is the champion the registry feed announced last; Run installs
+	// it between polls. Latest wins: the feed's goroutine never waits.
+	next atomic.Pointer[schemas.ModelVersion]
 }
 
 // New builds the monitor. feed must be run by the caller; pub carries
@@ -125,13 +129,12 @@ func New(cfg Config, kafka consumers.KafkaConfig, feed *consumers.ModelFeed, pub
 	}
 	mo := &Monitor{
 		cfg: cfg, kafka: kafka, feed: feed, pub: pub,
-		log:    log.With("role", "monitor"),
-		m:      newMetrics(reg),
-		swapCh: make(chan *schemas.ModelVersion, 16),
+		log: log.With("role", "monitor"),
+		m:   newMetrics(reg),
 	}
 	feed.OnChampion(func(v *schemas.ModelVersion) {
 		if v.Model == cfg.Model {
-			mo.swapCh <- v
+			mo.next.Store(v)
 		}
 	})
 	return mo, nil
@@ -162,13 +165,8 @@ func (mo *Monitor) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		for drained := false; !drained; {
-			select {
-			case v := <-mo.swapCh:
-				mo.install(v)
-			default:
-				drained = true
-			}
+		if v := mo.next.Swap(nil); v != nil {
+			mo.install(v)
 		}
 		fetches.EachError(func(t string, p int32, err error) {
 			mo.log.Warn("fetch failed", "topic", t, "partition", p, "err", err)
@@ -188,15 +186,33 @@ func (mo *Monitor) install(v *schemas.ModelVersion) {
 	}
 	mo.champ = v
 	mo.drift = nil
-	if len(v.Reference.Features) == len(v.Features) && len(v.Features) > 0 {
-		mo.drift = newDriftWindow(v.Reference, mo.cfg.Window)
+	if err := checkReference(v); err != nil {
+		mo.log.Error("feature drift is not monitored for this champion", "model", v.Model, "version", v.Version, "err", err)
 	} else {
-		mo.log.Warn("champion has no reference profile: feature drift is not monitored for it", "model", v.Model, "version", v.Version)
+		mo.drift = newDriftWindow(v.Reference, mo.cfg.Window)
 	}
 	mo.acc = newAccuracyWindow(mo.cfg.AccuracyWindow)
 	mo.lastDrop = time.Time{}
 	mo.m.version.Set(float64(v.Version))
 	mo.log.Info("monitoring champion", "model", v.Model, "version", v.Version, "holdout_auc", round(v.Metrics.AUC))
+}
+
+// checkReference reports a reference profile the drift window cannot use;
+// the registry is replayed at every start, so a bad one must not panic.
+func checkReference(v *schemas.ModelVersion) error {
+	if len(v.Features) == 0 || len(v.Reference.Features) != len(v.Features) {
+		return fmt.Errorf("reference profile has %d features, the version %d", len(v.Reference.Features), len(v.Features))
+	}
+	for i := range v.Reference.Features {
+		f := &v.Reference.Features[i]
+		if err := profile.Validate(f); err != nil {
+			return fmt.Errorf("reference profile of %s: %w", f.Name, err)
+		}
+		if len(f.Fractions) > 256 {
+			return fmt.Errorf("reference profile of %s has %d bins, at most 256 fit the window", f.Name, len(f.Fractions))
+		}
+	}
+	return nil
 }
 
 func (mo *Monitor) handle(r *kgo.Record) error {
@@ -246,18 +262,9 @@ func (mo *Monitor) evaluateDrift(at time.Time) {
 			breached = append(breached, i)
 		}
 	}
-	if len(breached) == 0 {
-		mo.drift.streak, mo.drift.fired = 0, false
+	if !mo.drift.observe(len(breached) > 0, at, mo.cfg.Consecutive, mo.cfg.Cooldown) {
 		return
 	}
-	mo.drift.streak++
-	if mo.drift.streak == 1 {
-		mo.drift.since = at
-	}
-	if mo.drift.streak < mo.cfg.Consecutive || mo.drift.fired {
-		return
-	}
-	mo.drift.fired = true
 	var ids []string
 	for _, i := range breached {
 		a := mo.alert(schemas.AlertDrift, mo.drift.ref.Features[i].Name, "psi", psi[i], mo.cfg.PSIThreshold,
@@ -272,18 +279,9 @@ func (mo *Monitor) evaluateAccuracy(at time.Time) {
 	mo.m.auc.Set(auc)
 	mo.m.logLoss.Set(ll)
 	floor := mo.champ.Metrics.AUC - mo.cfg.AUCDrop
-	if math.IsNaN(auc) || auc >= floor {
-		mo.acc.streak, mo.acc.fired = 0, false
+	if !mo.acc.observe(!math.IsNaN(auc) && auc < floor, at, mo.cfg.Consecutive, mo.cfg.Cooldown) {
 		return
 	}
-	mo.acc.streak++
-	if mo.acc.streak == 1 {
-		mo.acc.since = at
-	}
-	if mo.acc.streak < mo.cfg.Consecutive || mo.acc.fired {
-		return
-	}
-	mo.acc.fired = true
 	a := mo.alert(schemas.AlertAccuracy, "", "roc_auc", auc, floor, schemas.Window{From: mo.acc.since, To: at}, mo.acc.n, at)
 	mo.requestRetrain("accuracy", []string{a.ID}, mo.acc.since, at)
 }
@@ -310,16 +308,16 @@ func (mo *Monitor) requestRetrain(reason string, alerts []string, since, at time
 		mo.m.suppressed.Inc()
 		return
 	}
-	mo.lastDrop = at
 	req := schemas.RetrainRequest{
 		IdempotencyKey: fmt.Sprintf("%s/v%d/%s", mo.champ.Model, mo.champ.Version, since.UTC().Format(time.RFC3339)),
 		Model:          mo.champ.Model, FromVersion: mo.champ.Version, Reason: reason,
 		Alerts: alerts, DataFrom: since, RequestedAt: time.Now().UTC(),
 	}
 	if err := mo.publish(mo.kafka.Topics.Retrain, req.Model, req); err != nil {
-		mo.log.Error("cannot publish retrain request", "key", req.IdempotencyKey, "err", err)
+		mo.log.Error("cannot publish retrain request; the next breach asks again", "key", req.IdempotencyKey, "err", err)
 		return
 	}
+	mo.lastDrop = at
 	mo.m.retrains.Inc()
 	mo.log.Warn("retrain requested", "key", req.IdempotencyKey, "reason", reason, "data_from", since)
 }
@@ -336,6 +334,41 @@ func (mo *Monitor) publish(topic, key string, v any) error {
 
 func round(v float64) float64 { return math.Round(v*1e4) / 1e4 }
 
+// incident tracks one kind of breach: how long it has held, and when it
+// last fired.
+type incident struct {
+	streak  int
+	since   time.Time // event time the current incident began
+	firedAt time.Time // event time it last fired; zero: not yet
+}
+
+// observe folds one evaluation in and reports whether the breach fires now.
+// A breach fires once it has held for consecutive evaluations, then stays
+// quiet while it holds; if it still holds a cooldown after firing (the
+// retrain did not cure it, or the gate kept the champion) it fires again as
+// a new incident that starts now.
+func (in *incident) observe(breached bool, at time.Time, consecutive int, cooldown time.Duration) bool {
+	if !breached {
+		*in = incident{}
+		return false
+	}
+	in.streak++
+	if in.streak == 1 {
+		in.since = at
+	}
+	if in.streak < consecutive {
+		return false
+	}
+	if !in.firedAt.IsZero() {
+		if at.Sub(in.firedAt) < cooldown {
+			return false
+		}
+		in.since = at
+	}
+	in.firedAt = at
+	return true
+}
+
 // driftWindow is a count-based sliding window of binned feature values.
 type driftWindow struct {
 	ref    schemas.Profile
@@ -347,9 +380,7 @@ type driftWindow struct {
 	added  int // vectors ever added
 	actual []float64
 
-	streak int
-	since  time.Time
-	fired  bool
+	incident
 }
 
 func newDriftWindow(ref schemas.Profile, size int) *driftWindow {
@@ -414,9 +445,7 @@ type accuracyWindow struct {
 	n      int
 	added  int
 
-	streak int
-	since  time.Time
-	fired  bool
+	incident
 }
 
 func newAccuracyWindow(size int) *accuracyWindow {

@@ -122,9 +122,9 @@ func TestShiftRaisesOneAlertAndOneRetrain(t *testing.T) {
 	for i := range 5000 {
 		w.vector(t, at(i), sample(rng, 40, 0.5))
 	}
-	// Prices double; the mobile share does not move. Hours of shifted
-	// traffic must still give one incident, not one per evaluation.
-	for i := 5000; i < 30000; i++ {
+	// Prices double; the mobile share does not move. Shifted traffic for
+	// less than the 2h cooldown gives one incident, not one per evaluation.
+	for i := 5000; i < 11000; i++ {
 		w.vector(t, at(i), sample(rng, 80, 0.5))
 	}
 	alerts := drain[schemas.Alert](w.alerts)
@@ -147,6 +147,34 @@ func TestShiftRaisesOneAlertAndOneRetrain(t *testing.T) {
 	}
 	if r := reqs[0]; r.FromVersion != 1 || r.DataFrom.Before(at(5000)) || r.IdempotencyKey == "" || len(r.Alerts) != 1 {
 		t.Errorf("retrain request = %+v", r)
+	}
+
+	// The champion stays (say the gate kept it) and the shift persists: a
+	// cooldown after the first, the breach fires again as a new incident.
+	for i := 11000; i < 16000; i++ {
+		w.vector(t, at(i), sample(rng, 80, 0.5))
+	}
+	again := drain[schemas.RetrainRequest](w.retrain)
+	if len(again) != 1 || again[0].IdempotencyKey == reqs[0].IdempotencyKey || again[0].DataFrom.Sub(a.EventTime) < 2*time.Hour {
+		t.Fatalf("after the cooldown want one new retrain request for a new incident, got %+v", again)
+	}
+	if n := len(drain[schemas.Alert](w.alerts)); n != 1 {
+		t.Errorf("%d alerts after the cooldown, want 1", n)
+	}
+}
+
+func TestMalformedReferenceDisablesDriftInsteadOfPanicking(t *testing.T) {
+	w := newWatched(t, Config{}, reference(rand.New(rand.NewPCG(7, 7)), 1000))
+	bad := *w.mo.champ
+	bad.Version = 2
+	bad.Reference.Features = []schemas.FeatureProfile{
+		{Name: "price", Edges: []float64{1, 2, 3}, Fractions: []float64{1}}, // fewer fractions than bins
+		{Name: "mobile", Edges: []float64{0.5}, Fractions: []float64{0.5, 0.5}},
+	}
+	w.mo.install(&bad)
+	w.vector(t, t0, []float64{2.5, 1}) // must not index out of range
+	if w.mo.drift != nil {
+		t.Error("drift window built on a malformed reference profile")
 	}
 }
 

@@ -209,4 +209,8 @@ const (
 	HeaderSourceTopic     = "driftline.source.topic"
 	HeaderSourcePartition = "driftline.source.partition"
 	HeaderSourceOffset    = "driftline.source.offset"
+	// On a value cut to the DLQ's size limit: the original length and
+	// the hex SHA-256 of the original bytes.
+	HeaderOriginalBytes  = "driftline.original.bytes"
+	HeaderOriginalSHA256 = "driftline.original.sha256"
 )

@@ -1,6 +1,8 @@
 package trainers
 
 import (
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -12,16 +14,18 @@ import (
 // Labels do not arrive in event-time order: a purchase labels its vector
 // within minutes, a negative only once the watermark passes the horizon. The
 // newest labels are therefore mostly positives, and training on them would
-// learn a biased base rate. complete is the event time up to which every
-// outcome is known: the latest vector labelled negative by the horizon. Only
-// rows at or before it are handed out for training.
+// learn a biased base rate. A partition's outcomes are known up to the
+// latest vector it labelled negative by the horizon; the buffer's complete
+// window ends at the earliest of those over the partitions it has seen (a
+// lagging partition holds it back). Only rows inside it are handed out.
 type labelBuffer struct {
 	mu       sync.Mutex
 	rows     []schemas.Label
 	next     int
 	n        int
-	complete time.Time
-	first    time.Time // earliest vector event time ever buffered
+	horizon  map[int32]time.Time // partition -> latest negative label's event time
+	complete time.Time           // min over partitions of horizon
+	first    time.Time           // earliest vector event time ever buffered
 }
 
 // firstEventTime is the earliest event time of any label buffered so far.
@@ -31,16 +35,29 @@ func (b *labelBuffer) firstEventTime() time.Time {
 	return b.first
 }
 
-func newLabelBuffer(size int) *labelBuffer { return &labelBuffer{rows: make([]schemas.Label, size)} }
+func newLabelBuffer(size int) *labelBuffer {
+	return &labelBuffer{rows: make([]schemas.Label, size), horizon: map[int32]time.Time{}}
+}
 
-func (b *labelBuffer) add(l schemas.Label) {
+// add buffers a label read from a partition of the labels topic.
+func (b *labelBuffer) add(l schemas.Label, partition int32) {
 	b.mu.Lock()
 	b.rows[b.next] = l
 	if b.first.IsZero() || l.EventTime.Before(b.first) {
 		b.first = l.EventTime
 	}
-	if l.Reason == schemas.LabelReasonHorizon && l.EventTime.After(b.complete) {
-		b.complete = l.EventTime
+	h, seen := b.horizon[partition]
+	if l.Reason == schemas.LabelReasonHorizon && l.EventTime.After(h) {
+		h = l.EventTime
+	}
+	if !seen || l.Reason == schemas.LabelReasonHorizon {
+		b.horizon[partition] = h
+		b.complete = time.Time{}
+		for i, t := range slices.Collect(maps.Values(b.horizon)) {
+			if i == 0 || t.Before(b.complete) {
+				b.complete = t
+			}
+		}
 	}
 	b.next = (b.next + 1) % len(b.rows)
 	b.n = min(b.n+1, len(b.rows))

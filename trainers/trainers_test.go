@@ -88,7 +88,7 @@ func TestTrainNeedsData(t *testing.T) {
 func TestBufferHandsOutOnlyTheCompleteWindow(t *testing.T) {
 	b := newLabelBuffer(100)
 	add := func(min int, reason string) {
-		b.add(schemas.Label{EventTime: t0.Add(time.Duration(min) * time.Minute), Reason: reason})
+		b.add(schemas.Label{EventTime: t0.Add(time.Duration(min) * time.Minute), Reason: reason}, 0)
 	}
 	add(0, schemas.LabelReasonHorizon)
 	add(5, schemas.LabelReasonPurchase)
@@ -101,11 +101,22 @@ func TestBufferHandsOutOnlyTheCompleteWindow(t *testing.T) {
 	if rows := b.completeSince(t0.Add(5 * time.Minute)); len(rows) != 2 {
 		t.Errorf("complete rows since 10:05 = %d, want 2", len(rows))
 	}
+	// A second partition that has labelled no negative yet holds the
+	// window back: its outcomes are not known.
+	b.add(schemas.Label{EventTime: t0, Reason: schemas.LabelReasonPurchase}, 1)
+	if n := b.countCompleteSince(time.Time{}); n != 0 {
+		t.Errorf("with a partition lagging, complete window holds %d rows, want 0", n)
+	}
+	b.add(schemas.Label{EventTime: t0.Add(10 * time.Minute), Reason: schemas.LabelReasonHorizon}, 1)
+	if n := b.countCompleteSince(time.Time{}); n != 5 {
+		t.Errorf("with both partitions known to 10:10, complete window holds %d rows, want 5", n)
+	}
 	// The ring drops the oldest row.
 	for i := range 100 {
 		add(50+i, schemas.LabelReasonHorizon)
+		b.add(schemas.Label{EventTime: t0.Add(time.Duration(50+i) * time.Minute), Reason: schemas.LabelReasonHorizon}, 1)
 	}
-	if n, first := b.len(), b.completeSince(time.Time{})[0].EventTime; n != 100 || !first.Equal(t0.Add(50*time.Minute)) {
+	if n, first := b.len(), b.completeSince(time.Time{})[0].EventTime; n != 100 || !first.Equal(t0.Add(100*time.Minute)) {
 		t.Errorf("after overflow len %d oldest %s", n, first)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -37,6 +38,10 @@ type Config struct {
 	// vectors newer than its DataFrom before it fails (and is retried, then
 	// poisoned). Default 10m.
 	DataWait time.Duration `yaml:"data_wait"`
+	// BootstrapRetry is how long the cold-start watch waits for a
+	// champion after requesting the bootstrap before it asks again.
+	// Default 2m.
+	BootstrapRetry time.Duration `yaml:"bootstrap_retry"`
 	// WarmUp: labelled vectors served within this much event time of the
 	// first one are never trained on. A feature stage that starts on a live
 	// stream has no user history yet, so its first vectors describe
@@ -60,6 +65,9 @@ func (c *Config) setDefaults() {
 	if c.DataWait == 0 {
 		c.DataWait = 10 * time.Minute
 	}
+	if c.BootstrapRetry == 0 {
+		c.BootstrapRetry = 2 * time.Minute
+	}
 	c.Train.setDefaults()
 }
 
@@ -74,9 +82,14 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("trainer: buffer_rows (%d) must be >= min_rows (%d)", c.BufferRows, c.MinRows)
 	case c.Train.HoldoutFraction <= 0 || c.Train.HoldoutFraction >= 0.9:
 		return fmt.Errorf("trainer: holdout_fraction must be in (0, 0.9), got %g", c.Train.HoldoutFraction)
+	case c.Train.Bins < 2 || c.Train.Bins > 255:
+		return fmt.Errorf("trainer: bins must be 2..255 (monitors keep bin indices in a byte), got %d", c.Train.Bins)
 	}
 	return nil
 }
+
+// reasonBootstrap is the reason of the retrain requests that train v1.
+const reasonBootstrap = "bootstrap"
 
 // errPermanent marks a handler error that no retry can fix.
 var errPermanent = errors.New("not retryable")
@@ -126,7 +139,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("cannot create trainer router: %w", err)
 	}
-	poison, err := middleware.PoisonQueue(w.pub, w.kafka.Topics.RetrainPoison())
+	// A request interrupted by shutdown is not poison: it is nacked and
+	// redelivered to whichever trainer runs next.
+	poison, err := middleware.PoisonQueueWithFilter(w.pub, w.kafka.Topics.RetrainPoison(), func(err error) bool {
+		return !errors.Is(err, context.Canceled)
+	})
 	if err != nil {
 		return fmt.Errorf("cannot create poison queue: %w", err)
 	}
@@ -138,8 +155,10 @@ func (w *Worker) Run(ctx context.Context) error {
 			MaxRetries: 3, InitialInterval: time.Second, MaxInterval: 10 * time.Second, Multiplier: 2,
 			// A request that cannot be decoded never will be: straight to
 			// the poison queue.
-			ShouldRetry: func(p middleware.RetryParams) bool { return !errors.Is(p.Err, errPermanent) },
-			Logger:      watermill.NewSlogLogger(w.log),
+			ShouldRetry: func(p middleware.RetryParams) bool {
+				return !errors.Is(p.Err, errPermanent) && !errors.Is(p.Err, context.Canceled)
+			},
+			Logger: watermill.NewSlogLogger(w.log),
 		}.Middleware,
 		middleware.Recoverer,
 	)
@@ -179,7 +198,7 @@ func (w *Worker) replayLabels(ctx context.Context) error {
 				return
 			}
 			if l.Model == w.cfg.Model && len(l.Values) == len(w.cfg.Features) {
-				w.buf.add(l)
+				w.buf.add(l, r.Partition)
 			}
 		})
 		w.m.buffered.Set(float64(w.buf.len()))
@@ -187,12 +206,15 @@ func (w *Worker) replayLabels(ctx context.Context) error {
 }
 
 // watchColdStart asks for the bootstrap training once enough labelled
-// vectors exist and the registry has no champion.
+// vectors exist and the registry has no champion, and asks again (under a
+// new key) if no champion appeared within BootstrapRetry of a request: a
+// bootstrap that failed must not leave the model without one until a
+// restart.
 func (w *Worker) watchColdStart(ctx context.Context) error {
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
-	logged := time.Time{}
-	for {
+	var logged, requested time.Time
+	for attempt := 1; ; {
 		select {
 		case <-ctx.Done():
 			return nil
@@ -200,6 +222,9 @@ func (w *Worker) watchColdStart(ctx context.Context) error {
 		}
 		if w.feed.Champion(w.cfg.Model) != nil {
 			return nil
+		}
+		if !requested.IsZero() && time.Since(requested) < w.cfg.BootstrapRetry {
+			continue
 		}
 		n := w.buf.countCompleteSince(w.buf.firstEventTime().Add(w.cfg.WarmUp))
 		if n < w.cfg.MinRows {
@@ -209,18 +234,18 @@ func (w *Worker) watchColdStart(ctx context.Context) error {
 			}
 			continue
 		}
-		req := schemas.RetrainRequest{
-			IdempotencyKey: w.cfg.Model + "/bootstrap",
-			Model:          w.cfg.Model,
-			Reason:         "bootstrap",
-			RequestedAt:    time.Now().UTC(),
+		key := w.cfg.Model + "/bootstrap"
+		if attempt > 1 {
+			key += "/" + strconv.Itoa(attempt)
 		}
+		req := schemas.RetrainRequest{IdempotencyKey: key, Model: w.cfg.Model, Reason: reasonBootstrap, RequestedAt: time.Now().UTC()}
 		if err := publishJSON(w.pub, w.kafka.Topics.Retrain, req.Model, req); err != nil {
 			w.log.Error("cannot request bootstrap training; will retry", "err", err)
 			continue
 		}
-		w.log.Info("bootstrap training requested", "model", w.cfg.Model, "labelled_vectors", n)
-		return nil
+		w.log.Info("bootstrap training requested", "model", w.cfg.Model, "key", key, "labelled_vectors", n)
+		requested = time.Now()
+		attempt++
 	}
 }
 
@@ -233,9 +258,18 @@ func (w *Worker) handle(msg *message.Message) error {
 	if req.Model != w.cfg.Model {
 		return nil
 	}
-	if w.handled(req.IdempotencyKey) {
+	if done, v := w.handled(req.IdempotencyKey); done {
 		w.log.Info("retrain request already handled; skipped", "key", req.IdempotencyKey)
 		w.m.duplicates.Inc()
+		// A crash between the version record and the alias move leaves a
+		// version that passed the gate but never became champion.
+		if champ := w.feed.Champion(req.Model); v != nil && v.Metrics.GatePassed && (champ == nil || champ.Version < v.Version) {
+			return w.moveChampion(v)
+		}
+		return nil
+	}
+	if req.Reason == reasonBootstrap && w.feed.Champion(req.Model) != nil {
+		w.log.Info("bootstrap request skipped: the model has a champion", "key", req.IdempotencyKey)
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(msg.Context(), w.cfg.DataWait)
@@ -275,20 +309,17 @@ func (w *Worker) handle(msg *message.Message) error {
 }
 
 // handled reports whether the key was trained by this process or is
-// recorded on a version in the registry (another replica, an earlier run).
-func (w *Worker) handled(key string) bool {
-	w.mu.Lock()
-	done := w.done[key]
-	w.mu.Unlock()
-	if done {
-		return true
-	}
+// recorded on a version in the registry (another replica, an earlier run),
+// and that version when the registry has it.
+func (w *Worker) handled(key string) (bool, *schemas.ModelVersion) {
 	for _, v := range w.feed.Versions(w.cfg.Model) {
 		if v.RetrainOf == key {
-			return true
+			return true, v
 		}
 	}
-	return false
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.done[key], nil
 }
 
 func (w *Worker) waitForRows(ctx context.Context, from time.Time) ([]schemas.Label, error) {
@@ -300,6 +331,9 @@ func (w *Worker) waitForRows(ctx context.Context, from time.Time) ([]schemas.Lab
 		}
 		select {
 		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.Canceled) {
+				return nil, ctx.Err() // shutdown: redelivered later, not poison
+			}
 			return nil, fmt.Errorf("%w: %d newer than %s after waiting (need %d)", ErrNotEnoughData, w.buf.countCompleteSince(from), from.Format(time.RFC3339), w.cfg.MinRows)
 		case <-t.C:
 		}
@@ -321,6 +355,11 @@ func (w *Worker) publishVersion(v *schemas.ModelVersion, passed bool, req schema
 		w.log.Warn("gate rejected challenger; champion unchanged", "model", v.Model, "version", v.Version, "reason", v.Metrics.GateReason)
 		return nil
 	}
+	return w.moveChampion(v)
+}
+
+// moveChampion writes the alias move that makes v the champion.
+func (w *Worker) moveChampion(v *schemas.ModelVersion) error {
 	move := schemas.RegistryRecord{Kind: schemas.RegistryAlias, Alias: &schemas.AliasMove{
 		Model: v.Model, Alias: schemas.AliasChampion, Version: v.Version, Previous: v.Parent,
 		Reason: v.Metrics.GateReason, At: time.Now().UTC(),

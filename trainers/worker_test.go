@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"strconv"
 	"testing"
 	"time"
 
@@ -57,10 +58,12 @@ func TestWorkerOnKafka(t *testing.T) {
 	}
 	defer cl.Close()
 	rng := rand.New(rand.NewPCG(9, 9))
-	for _, l := range labelled(rng, 3000, 1, t0) {
-		l.Model = "purchase_propensity"
+	for i, l := range labelled(rng, 3000, 1, t0) {
+		// Keyed by user as the feature stage keys them, so every partition
+		// advances through event time.
+		l.Model, l.UserID = "purchase_propensity", "u"+strconv.Itoa(i%50)
 		b, _ := json.Marshal(l)
-		cl.Produce(ctx, &kgo.Record{Topic: kcfg.Topics.Labels, Value: b}, nil)
+		cl.Produce(ctx, &kgo.Record{Topic: kcfg.Topics.Labels, Key: []byte(l.UserID), Value: b}, nil)
 	}
 	if err := cl.Flush(ctx); err != nil {
 		t.Fatal(err)

@@ -15,7 +15,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -125,7 +127,7 @@ var ErrLoopNotClosed = errors.New("the loop did not close")
 // Run runs the demo. The summary is filled even when it returns an error.
 func Run(ctx context.Context, cfg Config, log *slog.Logger) (*Summary, error) {
 	cfg.setDefaults()
-	d := &run{cfg: cfg, log: log, start: time.Now()}
+	d := &run{cfg: cfg, log: log, start: time.Now(), horizon: map[int32]time.Time{}}
 	err := d.run(ctx)
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -143,10 +145,11 @@ type run struct {
 	mu       sync.Mutex
 	sum      Summary
 	simNow   time.Time
-	firstReq time.Time // wall time of the first post-shift retrain request
-	phase    [3]scored // before shift (v1), after shift (old champion), new champion
-	newChamp int       // first champion promoted after the shift
-	complete time.Time // latest event time labelled negative by the horizon: every outcome before it is known
+	firstReq time.Time           // wall time of the first post-shift retrain request
+	phase    [3]scored           // before shift (v1), after shift (old champion), new champion
+	newChamp int                 // first champion promoted after the shift
+	horizon  map[int32]time.Time // labels partition -> latest event time it labelled negative
+	complete time.Time           // min over partitions of horizon: every outcome before it is known
 }
 
 // scored holds the labelled predictions of one phase. Only labels of the
@@ -295,27 +298,30 @@ func (d *run) watch(ctx context.Context, kcfg consumers.KafkaConfig, proc *app.P
 		return fmt.Errorf("cannot create watcher: %w", err)
 	}
 	defer cl.Close()
-	served := 0
+	served, measured := 0, false
 	for {
 		fetches := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		fetches.EachRecord(func(r *kgo.Record) { d.observe(t, r) })
-		if v := proc.Features().Scorer().Version(); v != served {
+		v := proc.Features().Scorer().Version()
+		if v != served {
 			served = v
-			d.mu.Lock()
-			loop := 0.0
-			if v == d.newChamp && !d.firstReq.IsZero() {
-				loop = time.Since(d.firstReq).Seconds()
-				d.sum.RetrainLoopSeconds = round(loop)
-			}
-			d.mu.Unlock()
-			if loop > 0 {
-				d.step("scorer hot-swapped to v%d: new champion live %.1fs after the retrain request", v, loop)
-			} else {
-				d.step("scorer hot-swapped to v%d", v)
-			}
+			d.step("scorer hot-swapped to v%d", v)
+		}
+		// The scorer may swap (on the registry feed's goroutine) before
+		// this loop has read the alias record: measure once both are seen.
+		d.mu.Lock()
+		loop := 0.0
+		if !measured && d.newChamp != 0 && served >= d.newChamp {
+			measured = true
+			loop = time.Since(d.firstReq).Seconds()
+			d.sum.RetrainLoopSeconds = round(loop)
+		}
+		d.mu.Unlock()
+		if loop > 0 {
+			d.step("new champion v%d live in the scorer %.1fs after the retrain request", served, loop)
 		}
 		if d.closed() {
 			close(closed)
@@ -389,8 +395,12 @@ func (d *run) observe(t consumers.Topics, r *kgo.Record) {
 		}
 		d.mu.Lock()
 		defer d.mu.Unlock()
-		if l.Reason == schemas.LabelReasonHorizon && l.EventTime.After(d.complete) {
-			d.complete = l.EventTime
+		if h, seen := d.horizon[r.Partition]; !seen || (l.Reason == schemas.LabelReasonHorizon && l.EventTime.After(h)) {
+			if l.Reason == schemas.LabelReasonHorizon {
+				h = l.EventTime
+			}
+			d.horizon[r.Partition] = h
+			d.complete = slices.MinFunc(slices.Collect(maps.Values(d.horizon)), time.Time.Compare)
 		}
 		if l.Version == 0 {
 			return

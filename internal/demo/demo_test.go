@@ -36,7 +36,7 @@ func TestDemoClosesTheLoop(t *testing.T) {
 	if sum.RetrainLoopSeconds <= 0 {
 		t.Errorf("retrain loop time not measured: %+v", sum)
 	}
-	for _, want := range []string{"ALERT drift", "retrain requested", "scorer hot-swapped", "loop closed"} {
+	for _, want := range []string{"ALERT drift", "retrain requested", "scorer hot-swapped", "new champion v", "loop closed"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("timeline lacks %q", want)
 		}
