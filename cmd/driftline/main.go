@@ -28,7 +28,7 @@ Usage:
   driftline run      --brokers HOST:PORT[,...] --roles features,monitor,trainer
   driftline broker   [--listen 127.0.0.1:9092] [--data-dir DIR]
   driftline simulate [--brokers ADDRS] [--seed N] [--scenario S] [--shift-at 3h] [--duration 1h]
-  driftline models   list|show [--brokers ADDRS] [--model NAME] [--version N] [--json]
+  driftline models   list [--json] | show [--version N]   [--brokers ADDRS] [--model NAME]
 
 Run 'driftline <command> -h' for a command's flags.
 `

@@ -23,7 +23,7 @@ func modelsCmd(ctx context.Context, args []string, log *slog.Logger) error {
 	brokers := fs.String("brokers", "127.0.0.1:9092", "Kafka seed brokers")
 	model := fs.String("model", "purchase_propensity", "model name")
 	version := fs.Int("version", 0, "version to show (default: the champion)")
-	asJSON := fs.Bool("json", false, "print JSON")
+	asJSON := fs.Bool("json", false, "list: print JSON (show always prints JSON)")
 	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}
