@@ -2,16 +2,11 @@ package features
 
 import (
 	stdjson "encoding/json"
-	"io"
-	"log/slog"
-	"slices"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/driftline/driftline/consumers"
 	"github.com/driftline/driftline/internal/storefront"
 	"github.com/driftline/driftline/schemas"
 )
@@ -35,18 +30,7 @@ func simulatedRecords(b *testing.B, d time.Duration) []*kgo.Record {
 // Compare with BenchmarkBaselineEncodingJSON in the same run.
 func BenchmarkHandle(b *testing.B) {
 	recs := simulatedRecords(b, 2*time.Hour)
-	kcfg := consumers.KafkaConfig{Brokers: []string{"unused:9092"}}
-	kcfg.SetDefaults()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	p, err := New(Config{}, kcfg, consumers.NewModelFeed(kcfg, log), log, prometheus.NewRegistry())
-	if err != nil {
-		b.Fatal(err)
-	}
-	n := len(p.cfg.Spec.Features)
-	if err := p.scorer.Swap(&schemas.ModelVersion{Model: p.cfg.Spec.Name, Version: 1, Features: p.cfg.Spec.Features,
-		Weights: make([]float64, n), Mean: make([]float64, n), Std: slices.Repeat([]float64{1}, n)}); err != nil {
-		b.Fatal(err)
-	}
+	p := newStage(b, true).p
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {

@@ -22,12 +22,12 @@ var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 
 // stage is a Processor driven record by record, without a broker.
 type stage struct {
-	t      *testing.T
+	t      testing.TB
 	p      *Processor
 	offset int64
 }
 
-func newStage(t *testing.T, withModel bool) *stage {
+func newStage(t testing.TB, withModel bool) *stage {
 	t.Helper()
 	kcfg := consumers.KafkaConfig{Brokers: []string{"unused:9092"}}
 	kcfg.SetDefaults()

@@ -18,19 +18,9 @@ import (
 
 	"github.com/driftline/driftline/consumers"
 	"github.com/driftline/driftline/consumers/kpubsub"
+	"github.com/driftline/driftline/internal/checkfor"
 	"github.com/driftline/driftline/schemas"
 )
-
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 // TestWorkerOnKafka runs the trainer role against a real Kafka-protocol
 // broker: it bootstraps v1 from the labels topic by itself, trains once per
@@ -88,7 +78,7 @@ func TestWorkerOnKafka(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
 
-	waitFor(t, 30*time.Second, "the bootstrap champion", func() bool { return feed.Champion("purchase_propensity") != nil })
+	checkfor.Until(t, 30*time.Second, "the bootstrap champion", func() bool { return feed.Champion("purchase_propensity") != nil })
 	v1 := feed.Champion("purchase_propensity")
 	if v1.Version != 1 || v1.Parent != 0 || v1.RetrainOf != "purchase_propensity/bootstrap" || v1.Backend == "" {
 		t.Errorf("bootstrap version = %+v", v1)
@@ -100,7 +90,7 @@ func TestWorkerOnKafka(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 30*time.Second, "the duplicate delivery to be skipped", func() bool { return testutil.ToFloat64(w.m.duplicates) == 1 })
+	checkfor.Until(t, 30*time.Second, "the duplicate delivery to be skipped", func() bool { return testutil.ToFloat64(w.m.duplicates) == 1 })
 	if vs := feed.Versions("purchase_propensity"); len(vs) != 2 || vs[1].RetrainOf != req.IdempotencyKey || vs[1].Parent != 1 {
 		t.Fatalf("want v1 and one v2 trained for the request, got %d versions", len(vs))
 	}
@@ -111,7 +101,7 @@ func TestWorkerOnKafka(t *testing.T) {
 		t.Fatal(err)
 	}
 	var poisoned *kgo.Record
-	waitFor(t, 30*time.Second, "the poison queue", func() bool {
+	checkfor.Until(t, 30*time.Second, "the poison queue", func() bool {
 		pctx, pcancel := context.WithTimeout(ctx, 200*time.Millisecond)
 		defer pcancel()
 		cl.PollFetches(pctx).EachRecord(func(r *kgo.Record) { poisoned = r })

@@ -20,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/driftline/driftline/consumers"
+	"github.com/driftline/driftline/internal/checkfor"
 	"github.com/driftline/driftline/schemas"
 )
 
@@ -112,7 +113,7 @@ func startBroker(t *testing.T) string {
 	t.Helper()
 	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
 	start(t, "broker", "--listen", addr, "--data-dir", t.TempDir())
-	waitFor(t, 20*time.Second, "broker to listen on "+addr, func() bool {
+	checkfor.Until(t, 20*time.Second, "broker to listen on "+addr, func() bool {
 		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 		if err == nil {
 			c.Close()
@@ -120,7 +121,7 @@ func startBroker(t *testing.T) string {
 		return err == nil
 	})
 	// The broker provisions topics right after it listens.
-	waitFor(t, 20*time.Second, "topics to be provisioned", func() bool {
+	checkfor.Until(t, 20*time.Second, "topics to be provisioned", func() bool {
 		return topicExists(addr, schemas.TopicCart) && topicExists(addr, schemas.TopicModels)
 	})
 	return addr
@@ -136,18 +137,6 @@ func topicExists(addr, topic string) bool {
 	defer cancel()
 	td, err := kadm.NewClient(cl).ListTopics(ctx, topic)
 	return err == nil && td.Has(topic) && td[topic].Err == nil
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // readTopic reads every record of a topic currently there (up to want, or
@@ -238,7 +227,7 @@ func TestKcatToRun(t *testing.T) {
 
 	run := start(t, "run", "--brokers", addr, "--roles", "features,monitor,trainer", "--metrics-addr", "")
 	var preds, dlq []*kgo.Record
-	waitFor(t, 60*time.Second, "one prediction per cart event and every invalid line dead-lettered", func() bool {
+	checkfor.Until(t, 60*time.Second, "one prediction per cart event and every invalid line dead-lettered", func() bool {
 		preds = readTopic(t, addr, schemas.TopicPredictions, len(cartIDs), 300*time.Millisecond)
 		dlq = readTopic(t, addr, schemas.TopicDLQ, len(invalid), 300*time.Millisecond)
 		return len(preds) >= len(cartIDs) && len(dlq) >= len(invalid)

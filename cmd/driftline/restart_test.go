@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/driftline/driftline/consumers"
+	"github.com/driftline/driftline/internal/checkfor"
 	"github.com/driftline/driftline/internal/demo"
 	"github.com/driftline/driftline/internal/storefront"
 	"github.com/driftline/driftline/schemas"
@@ -79,7 +80,7 @@ func TestRestartLeavesNoCartEventUnscored(t *testing.T) {
 			}()
 
 			run := start(t, "run", "--brokers", addr, "--roles", "features", "--metrics-addr", "")
-			waitFor(t, 30*time.Second, "the first predictions", func() bool {
+			checkfor.Until(t, 30*time.Second, "the first predictions", func() bool {
 				return len(readTopic(t, addr, schemas.TopicPredictions, 1, 200*time.Millisecond)) > 0
 			})
 			if tc.sig == syscall.SIGTERM {
@@ -113,7 +114,7 @@ func TestRestartLeavesNoCartEventUnscored(t *testing.T) {
 				t.Fatalf("only %d cart events produced; the stream is too short to test a restart", len(cart))
 			}
 			seen := map[string]int{}
-			waitFor(t, 60*time.Second, "a prediction for every cart event", func() bool {
+			checkfor.Until(t, 60*time.Second, "a prediction for every cart event", func() bool {
 				clear(seen)
 				for _, r := range readTopic(t, addr, schemas.TopicPredictions, 0, 300*time.Millisecond) {
 					var p schemas.Prediction

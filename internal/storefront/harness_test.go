@@ -29,15 +29,8 @@ func run(t testing.TB, cfg Config, d, step time.Duration, fn func(*schemas.Event
 	return s
 }
 
-// Feature names in the order of row.x: the session and user quantities the
-// feature stage computes when it scores add_to_cart and checkout_started.
-var featureNames = []string{
-	"session_events", "product_views", "searches", "cart_adds", "cart_removes",
-	"cart_value", "mean_viewed_price", "session_duration_s", "is_checkout",
-	"user_sessions", "user_purchases", "hours_since_purchase", "device_mobile",
-	"referrer_ads_email",
-}
-
+// row is one scored event: its features, in the order the feature stage
+// computes them, and its label.
 type row struct {
 	x       []float64
 	session string
@@ -47,12 +40,12 @@ type row struct {
 }
 
 type sessState struct {
-	start, last                    int64
-	events, views, searches, adds  int
-	removes                        int
-	cartValue, viewedPrice         float64
-	shifted                        bool
-	firstCheckout, purchase, first int64
+	start, last                   int64
+	events, views, searches, adds int
+	removes                       int
+	cartValue, viewedPrice        float64
+	shifted                       bool
+	firstCheckout, purchase       int64
 }
 
 type userState struct {
@@ -67,7 +60,6 @@ type featurizer struct {
 	sessions map[string]*sessState
 	users    map[string]*userState
 	rows     []row
-	end      int64
 }
 
 func newFeaturizer() *featurizer {
