@@ -23,8 +23,9 @@ func simulateCmd(ctx context.Context, args []string, log *slog.Logger) error {
 	scenario := fs.String("scenario", "none", "none, covariate, concept or both")
 	shiftAt := fs.Duration("shift-at", time.Hour, "event time after the start at which the shift begins")
 	duration := fs.Duration("duration", time.Hour, "event time to simulate")
-	rate := fs.Float64("sessions-per-minute", 120, "sessions starting per event-time minute")
-	users := fs.Int("users", 20000, "size of the returning user pool")
+	rate := fs.Float64("sessions-per-minute", storefront.DefaultSessionsPerMinute, "sessions starting per event-time minute")
+	users := fs.Int("users", storefront.DefaultUsers, "user slots; users return for new sessions")
+	churn := fs.Float64("churn", storefront.DefaultChurn, "probability a returning slot holds a new user instead (keeps user history stationary); negative: none")
 	speed := fs.Duration("speed", 0, "event time per wall second when producing (0: as fast as possible)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -33,7 +34,7 @@ func simulateCmd(ctx context.Context, args []string, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	sim, err := storefront.New(storefront.Config{Seed: *seed, Scenario: sc, ShiftAt: *shiftAt, SessionsPerMinute: *rate, Users: *users})
+	sim, err := storefront.New(storefront.Config{Seed: *seed, Scenario: sc, ShiftAt: *shiftAt, SessionsPerMinute: *rate, Users: *users, Churn: *churn})
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
