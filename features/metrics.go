@@ -13,6 +13,7 @@ type metrics struct {
 	latency     prometheus.Histogram
 	watermark   prometheus.Gauge
 	misrouted   prometheus.Counter
+	late        prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -49,7 +50,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		misrouted: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "driftline_features_misrouted_total", Help: "Storefront records whose Kafka key is not their user_id (processed, but their user's state may be split).",
 		}),
+		late: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "driftline_features_late_total", Help: "Records older than their partition's watermark (beyond the allowed lateness), sent to the DLQ with reason late.",
+		}),
 	}
-	reg.MustRegister(m.events, m.dlq, m.vectors, m.predictions, m.unscored, m.labels, m.modelInfo, m.latency, m.watermark, m.misrouted)
+	reg.MustRegister(m.events, m.dlq, m.vectors, m.predictions, m.unscored, m.labels, m.modelInfo, m.latency, m.watermark, m.misrouted, m.late)
 	return m
 }

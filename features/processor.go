@@ -306,6 +306,15 @@ func (p *Processor) handle(r *kgo.Record) {
 		ps = newPartState(now)
 		p.parts[r.Partition] = ps
 	}
+	if wm := ps.watermark(now, p.cfg.AllowedLateness.Milliseconds(), p.cfg.IdleTimeout); e.TimeMillis < wm {
+		// Its windows and labels are already decided: applying it now
+		// would change history. Kept, with the reason, not applied.
+		reason := fmt.Sprintf("late: ts %s is before the partition's watermark %s (allowed lateness %s)",
+			time.UnixMilli(e.TimeMillis).UTC().Format(time.RFC3339Nano), time.UnixMilli(wm).UTC().Format(time.RFC3339Nano), p.cfg.AllowedLateness)
+		p.out = append(p.out, consumers.DeadLetter(p.kafka.Topics.DLQ, r, "ts", reason))
+		p.m.late.Inc()
+		return
+	}
 	ps.observe(ti, e.TimeMillis, now)
 	s := ps.apply(e)
 	if e.Type == schemas.Purchase {

@@ -298,3 +298,29 @@ func TestOutputsAreKeyedByUserID(t *testing.T) {
 		t.Errorf("misrouted = %g, want 1", got)
 	}
 }
+
+func TestLateEventGoesToDLQ(t *testing.T) {
+	s := newStage(t, true)
+	for _, typ := range []string{schemas.PageView, schemas.AddToCart} {
+		s.send(typ, time.Hour, "a", map[string]string{schemas.PageView: "", schemas.AddToCart: cartItem}[typ])
+	}
+	s.send(schemas.Purchase, time.Hour, "b", `,"order_id":"o","amount":1,"currency":"EUR"`)
+	s.out(schemas.TopicFeatures)
+	// Within the allowed lateness (1m): applied.
+	s.send(schemas.AddToCart, time.Hour-30*time.Second, "c", cartItem)
+	if n := len(s.out(schemas.TopicFeatures)); n != 1 {
+		t.Fatalf("an event within the allowed lateness gave %d vectors, want 1", n)
+	}
+	// Ten minutes behind every input: late.
+	s.send(schemas.AddToCart, 50*time.Minute, "d", cartItem)
+	if n := len(s.out(schemas.TopicFeatures)); n != 0 {
+		t.Errorf("a late event gave %d vectors, want 0", n)
+	}
+	dlq := s.out(schemas.TopicDLQ)
+	if len(dlq) != 1 || consumers.Header(dlq[0], schemas.HeaderField) != "ts" || !strings.HasPrefix(consumers.Header(dlq[0], schemas.HeaderReason), "late: ") {
+		t.Fatalf("late event not dead-lettered with reason late: %v", dlq)
+	}
+	if got := testutil.ToFloat64(s.p.m.late); got != 1 {
+		t.Errorf("late counter = %g, want 1", got)
+	}
+}
