@@ -458,3 +458,20 @@ func (p *Processor) emit(topic string, key []byte, ts time.Time, v any) {
 	}
 	p.out = append(p.out, &kgo.Record{Topic: topic, Key: append([]byte(nil), key...), Value: b, Timestamp: ts})
 }
+
+// Process does for one record what Run does, without Kafka: decode,
+// validate, state, vector, score, labels. Outputs are queued; take them with
+// TakeOutputs. It exists for benchmarks and tools that drive the stage
+// directly; it is not safe to call while Run is running.
+func (p *Processor) Process(r *kgo.Record) { p.handle(r) }
+
+// TakeOutputs returns the records queued since the last call and forgets
+// them.
+func (p *Processor) TakeOutputs() []*kgo.Record {
+	out := p.out
+	p.out = nil
+	return out
+}
+
+// Serve installs a model version directly, as the registry feed would.
+func (p *Processor) Serve(v *schemas.ModelVersion) error { return p.scorer.Swap(v) }

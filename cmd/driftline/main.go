@@ -5,6 +5,7 @@
 //	broker     an embedded Kafka-protocol broker for development
 //	simulate   the storefront load generator with drift scenarios
 //	models     the model registry from the command line
+//	bench      the feature stage's measured speed and state size
 //
 // This file only wires: it parses flags, builds components and runs them
 // until SIGINT or SIGTERM.
@@ -29,6 +30,7 @@ Usage:
   driftline broker   [--listen 127.0.0.1:9092] [--data-dir DIR]
   driftline simulate [--brokers ADDRS] [--seed N] [--scenario S] [--shift-at 3h] [--duration 1h]
   driftline models   list [--json] | show [--version N]   [--brokers ADDRS] [--model NAME]
+  driftline bench    [--json] [--users N] [--e2e-events N]
 
 Run 'driftline <command> -h' for a command's flags.
 `
@@ -52,7 +54,7 @@ func main() {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel()}))
 
 	cmds := map[string]func(context.Context, []string, *slog.Logger) error{
-		"demo": demoCmd, "run": runCmd, "broker": brokerCmd, "simulate": simulateCmd, "models": modelsCmd,
+		"demo": demoCmd, "run": runCmd, "broker": brokerCmd, "simulate": simulateCmd, "models": modelsCmd, "bench": benchCmd,
 	}
 	cmd, ok := cmds[os.Args[1]]
 	if !ok {
