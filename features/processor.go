@@ -42,6 +42,9 @@ type Config struct {
 	// FlushTimeout bounds producing outputs and committing offsets, also at
 	// shutdown. Default 30s.
 	FlushTimeout time.Duration `yaml:"flush_timeout"`
+	// CommitInterval is the most time between offset commits while
+	// running (outputs are always acknowledged first). Default 100ms.
+	CommitInterval time.Duration `yaml:"commit_interval"`
 }
 
 func (c *Config) setDefaults() {
@@ -65,6 +68,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.FlushTimeout == 0 {
 		c.FlushTimeout = 30 * time.Second
+	}
+	if c.CommitInterval == 0 {
+		c.CommitInterval = 100 * time.Millisecond
 	}
 }
 
@@ -99,6 +105,7 @@ type Processor struct {
 
 	warnedCold   bool
 	warnedKeying bool
+	committed    time.Time // last offset commit
 }
 
 // New builds the stage. feed must be run by the caller.
@@ -167,9 +174,8 @@ func (p *Processor) Run(ctx context.Context) error {
 		kgo.Balancers(kgo.RangeBalancer()),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
-		kgo.OnPartitionsRevoked(p.dropPartitions),
+		kgo.OnPartitionsRevoked(p.revoke),
 		kgo.OnPartitionsLost(p.dropPartitions),
-		kgo.ProducerLinger(time.Millisecond),
 		kgo.FetchMaxWait(100*time.Millisecond),
 	)...)
 	if err != nil {
@@ -195,23 +201,26 @@ func (p *Processor) Run(ctx context.Context) error {
 		// Records returned are handled even when shutdown has begun: their
 		// offsets are already queued for the commit below.
 		fetches.EachRecord(p.handle)
-		err := p.flushAndCommit(ctx, cl)
+		done := ctx.Err() != nil
+		err := p.flushAndCommit(ctx, cl, done)
 		cl.AllowRebalance()
 		if err != nil {
 			return err
 		}
-		if ctx.Err() != nil {
+		if done {
 			return nil
 		}
 	}
 }
 
 // flushAndCommit produces every queued output and only then commits the
-// input offsets. It runs to completion (bounded by FlushTimeout) even when
-// ctx is done, so a SIGTERM never commits an input whose outputs were not
-// acknowledged; if producing fails, nothing is committed and the inputs are
-// read again after a restart.
-func (p *Processor) flushAndCommit(ctx context.Context, cl *kgo.Client) error {
+// input offsets: at most every CommitInterval, and always when force is set
+// (shutdown) and when partitions are revoked (see revoke), so the commit
+// round trip stays off most poll cycles. It runs to completion (bounded by
+// FlushTimeout) even when ctx is done, so a SIGTERM never commits an input
+// whose outputs were not acknowledged; if producing fails, nothing is
+// committed and the inputs are read again after a restart.
+func (p *Processor) flushAndCommit(ctx context.Context, cl *kgo.Client, force bool) error {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.FlushTimeout)
 	defer cancel()
 	if len(p.out) > 0 {
@@ -222,9 +231,13 @@ func (p *Processor) flushAndCommit(ctx context.Context, cl *kgo.Client) error {
 			return fmt.Errorf("cannot produce feature stage outputs (input offsets not committed; they will be read again): %w", err)
 		}
 	}
+	if !force && time.Since(p.committed) < p.cfg.CommitInterval {
+		return nil
+	}
 	if err := cl.CommitUncommittedOffsets(wctx); err != nil {
 		return fmt.Errorf("cannot commit input offsets: %w", err)
 	}
+	p.committed = time.Now()
 	return nil
 }
 
@@ -255,6 +268,17 @@ func (p *Processor) checkCoPartitioned(ctx context.Context, cl *kgo.Client) erro
 		return fmt.Errorf("cannot run the feature stage: input topics must have the same partition count (%s)", strings.Join(counts, ", "))
 	}
 	return nil
+}
+
+// revoke runs inside AllowRebalance, after the cycle's outputs were
+// acknowledged: commit what was processed before the partitions move, then
+// drop their state.
+func (p *Processor) revoke(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
+	if err := cl.CommitUncommittedOffsets(ctx); err != nil {
+		p.log.Warn("cannot commit offsets of revoked partitions; their tail will be processed again", "err", err)
+	}
+	p.committed = time.Now()
+	p.dropPartitions(ctx, cl, revoked)
 }
 
 func (p *Processor) dropPartitions(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
