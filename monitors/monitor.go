@@ -111,9 +111,11 @@ type Monitor struct {
 
 	// Everything below is owned by Run's goroutine, except pendingSwap.
 	champ    *schemas.ModelVersion
-	drift    *driftWindow
+	drift    *driftWindow // the champion's features against its reference
+	scores   *driftWindow // its scores against the reference score profile
 	acc      *accuracyWindow
 	lastDrop time.Time // event time of the latest retrain request
+	score    [1]float64
 
 	// next is the champion the registry feed announced last; Run installs
 	// it between polls. Latest wins: the feed's goroutine never waits.
@@ -152,7 +154,7 @@ func (mo *Monitor) Run(ctx context.Context) error {
 	}
 	cl, err := kgo.NewClient(mo.kafka.Opts(mo.log,
 		kgo.ConsumerGroup(mo.cfg.Group),
-		kgo.ConsumeTopics(mo.kafka.Topics.Features, mo.kafka.Topics.Labels),
+		kgo.ConsumeTopics(mo.kafka.Topics.Features, mo.kafka.Topics.Predictions, mo.kafka.Topics.Labels),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchMaxWait(100*time.Millisecond),
 	)...)
@@ -190,6 +192,12 @@ func (mo *Monitor) install(v *schemas.ModelVersion) {
 		mo.log.Error("feature drift is not monitored for this champion", "model", v.Model, "version", v.Version, "err", err)
 	} else {
 		mo.drift = newDriftWindow(v.Reference, mo.cfg.Window)
+	}
+	mo.scores = nil
+	if err := profile.Validate(&v.Reference.Score); err != nil || len(v.Reference.Score.Fractions) < 2 {
+		mo.log.Error("prediction drift is not monitored for this champion: no usable reference score profile", "model", v.Model, "version", v.Version, "err", err)
+	} else {
+		mo.scores = newDriftWindow(schemas.Profile{Features: []schemas.FeatureProfile{v.Reference.Score}}, mo.cfg.Window)
 	}
 	mo.acc = newAccuracyWindow(mo.cfg.AccuracyWindow)
 	mo.lastDrop = time.Time{}
@@ -235,7 +243,22 @@ func (mo *Monitor) handle(r *kgo.Record) error {
 			return err
 		}
 		if mo.drift.ready() && mo.drift.added%mo.cfg.EvaluateEvery == 0 {
-			mo.evaluateDrift(v.EventTime)
+			mo.evaluateDrift(mo.drift, schemas.AlertDrift, v.EventTime)
+		}
+	case mo.kafka.Topics.Predictions:
+		var p schemas.Prediction
+		if err := json.Unmarshal(r.Value, &p); err != nil {
+			return fmt.Errorf("cannot decode prediction: %w", err)
+		}
+		if p.Model != mo.cfg.Model || p.Version != mo.champ.Version || mo.scores == nil {
+			return nil
+		}
+		mo.score[0] = p.Score
+		if err := mo.scores.add(mo.score[:]); err != nil {
+			return err
+		}
+		if mo.scores.ready() && mo.scores.added%mo.cfg.EvaluateEvery == 0 {
+			mo.evaluateDrift(mo.scores, schemas.AlertPredictionDrift, p.EventTime)
 		}
 	case mo.kafka.Topics.Labels:
 		var l schemas.Label
@@ -253,25 +276,28 @@ func (mo *Monitor) handle(r *kgo.Record) error {
 	return nil
 }
 
-func (mo *Monitor) evaluateDrift(at time.Time) {
-	psi := mo.drift.psi()
+// evaluateDrift compares a window with its reference: each column's PSI,
+// and, when the breach holds, an alert per drifted column of the given kind
+// and one retrain request.
+func (mo *Monitor) evaluateDrift(w *driftWindow, kind string, at time.Time) {
+	psi := w.psi()
 	var breached []int
 	for i, v := range psi {
-		mo.m.psi.WithLabelValues(mo.drift.ref.Features[i].Name).Set(v)
+		mo.m.psi.WithLabelValues(w.ref.Features[i].Name).Set(v)
 		if v > mo.cfg.PSIThreshold {
 			breached = append(breached, i)
 		}
 	}
-	if !mo.drift.observe(len(breached) > 0, at, mo.cfg.Consecutive, mo.cfg.Cooldown) {
+	if !w.observe(len(breached) > 0, at, mo.cfg.Consecutive, mo.cfg.Cooldown) {
 		return
 	}
 	var ids []string
 	for _, i := range breached {
-		a := mo.alert(schemas.AlertDrift, mo.drift.ref.Features[i].Name, "psi", psi[i], mo.cfg.PSIThreshold,
-			schemas.Window{From: mo.drift.oldest(), To: at}, mo.drift.n, at)
+		a := mo.alert(kind, w.ref.Features[i].Name, "psi", psi[i], mo.cfg.PSIThreshold,
+			schemas.Window{From: w.oldest(), To: at}, w.n, at)
 		ids = append(ids, a.ID)
 	}
-	mo.requestRetrain("drift", ids, mo.drift.since, at)
+	mo.requestRetrain(kind, ids, w.since, at)
 }
 
 func (mo *Monitor) evaluateAccuracy(at time.Time) {

@@ -210,3 +210,42 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+func (w *watched) prediction(t *testing.T, at time.Time, score float64) {
+	t.Helper()
+	b, _ := json.Marshal(schemas.Prediction{Model: w.mo.cfg.Model, Version: w.mo.champ.Version, EventTime: at, Score: score})
+	w.n++
+	if err := w.mo.handle(&kgo.Record{Topic: schemas.TopicPredictions, Value: b, Offset: int64(w.n)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestScoreDriftRaisesPredictionDriftAlert(t *testing.T) {
+	rng := rand.New(rand.NewPCG(8, 8))
+	w := newWatched(t, Config{}, reference(rng, 2000))
+	ref := make([]float64, 20000)
+	for i := range ref {
+		ref[i] = rng.Float64() * 0.5 // scores of the training set
+	}
+	v := *w.mo.champ
+	v.Version = 2
+	v.Reference.Score = profile.BuildOne("score", ref, 10)
+	w.mo.install(&v)
+	at := func(i int) time.Time { return t0.Add(time.Duration(i) * time.Second) }
+	for i := range 5000 {
+		w.prediction(t, at(i), rng.Float64()*0.5)
+	}
+	if a := drain[schemas.Alert](w.alerts); len(a) != 0 {
+		t.Fatalf("%d alerts on stationary scores: %+v", len(a), a)
+	}
+	for i := 5000; i < 9000; i++ {
+		w.prediction(t, at(i), 0.3+rng.Float64()*0.5) // the model now scores everyone higher
+	}
+	alerts := drain[schemas.Alert](w.alerts)
+	if len(alerts) != 1 || alerts[0].Kind != schemas.AlertPredictionDrift || alerts[0].Feature != "score" || alerts[0].Version != 2 {
+		t.Fatalf("want one prediction_drift alert on score for v2, got %+v", alerts)
+	}
+	if n := len(drain[schemas.RetrainRequest](w.retrain)); n != 1 {
+		t.Errorf("%d retrain requests, want 1", n)
+	}
+}

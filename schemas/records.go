@@ -68,8 +68,9 @@ type Label struct {
 
 // Alert kinds.
 const (
-	AlertDrift    = "drift"
-	AlertAccuracy = "accuracy"
+	AlertDrift           = "drift"            // a feature's distribution moved
+	AlertPredictionDrift = "prediction_drift" // the champion's score distribution moved (Feature is "score")
+	AlertAccuracy        = "accuracy"
 )
 
 // Alert is published to driftline.alerts when a monitor's threshold is
