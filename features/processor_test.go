@@ -180,6 +180,9 @@ func TestColdStartEmitsVectorsAndLabelsButNoPredictions(t *testing.T) {
 	if n := len(s.out(schemas.TopicPredictions)); n != 0 {
 		t.Errorf("%d predictions without a champion, want 0", n)
 	}
+	if got := testutil.ToFloat64(s.p.m.unscored); got != 1 {
+		t.Errorf("driftline_features_unscored_total = %g, want 1: the metric must say why nothing was scored", got)
+	}
 	labels := decodeAll[schemas.Label](t, s.out(schemas.TopicLabels))
 	if len(labels) != 1 || labels[0].Version != 0 || labels[0].Label != 1 {
 		t.Errorf("cold-start label = %+v, want one positive with version 0", labels)
