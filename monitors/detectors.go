@@ -35,9 +35,9 @@ var (
 	_ Detector = (*DDM)(nil)
 )
 
-// finite reports whether x is neither NaN nor infinite: x-x is NaN exactly
-// when x is.
-func finite(x float64) bool { return x-x == 0 }
+// finiteInput reports whether x is neither NaN nor infinite: x-x is NaN
+// exactly when x is.
+func finiteInput(x float64) bool { return x-x == 0 }
 
 // ---------------------------------------------------------------- ADWIN
 
@@ -211,7 +211,7 @@ func (a *ADWIN) Variance() float64 {
 // part while a cut between an older and a newer part is significant. It
 // reports whether it dropped anything.
 func (a *ADWIN) Update(x float64) bool {
-	if !finite(x) {
+	if !finiteInput(x) {
 		return false
 	}
 	if a.drift {
@@ -490,7 +490,7 @@ func (p *PageHinkley) Statistic() float64 {
 
 // Update adds x and reports whether a change of the mean is detected.
 func (p *PageHinkley) Update(x float64) bool {
-	if !finite(x) {
+	if !finiteInput(x) {
 		return false
 	}
 	if p.drift {
@@ -627,7 +627,7 @@ func (d *DDM) SMin() float64 { return d.sMin }
 // Update adds x (1 for an error, 0 for none) and reports whether the error
 // rate has risen significantly above its best.
 func (d *DDM) Update(x float64) bool {
-	if !finite(x) {
+	if !finiteInput(x) {
 		return false
 	}
 	if d.drift {
