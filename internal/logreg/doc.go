@@ -37,6 +37,11 @@
 // decrease it enough. With the 15–30 features this project uses the Hessian
 // is tiny and Newton converges in about ten passes over the data.
 //
+// The standardised matrix is not stored: each pass centres the rows a chunk
+// at a time and accumulates the gradient and Hessian with respect to the
+// centred features, rescaled by the standard deviations afterwards, so Train
+// needs no memory proportional to the data beyond X itself.
+//
 // Each pass over the rows is split into up to 64 contiguous partitions
 // (chosen from the row count alone) evaluated by Config.Workers goroutines;
 // the partial sums are combined in partition order, so the trained model is

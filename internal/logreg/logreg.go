@@ -225,12 +225,27 @@ func standardisation(X [][]float64, mean, std []float64) {
 	}
 }
 
-// problem is one training run: the standardised design matrix with a
-// leading column of ones, and the partition of its rows.
+// problem is one training run over the rows of X. The standardised design
+// matrix is never stored (for a million rows it would be a quarter of a
+// gigabyte to allocate and fault in on every Train): each pass centres the
+// rows, c_j = x_j - Mean[j], a chunk at a time and accumulates the
+// objective's gradient and Hessian with respect to the centred features.
+// Since z_j = c_j / Std[j], the standardised-space ones follow by dividing
+// entry (a, b) by Std_a·Std_b (Std_0 = 1 for the intercept), and the linear
+// score is θ_0 + Σ_j (θ_j / Std[j])·c_j. This is the same objective with
+// the same Newton iterates as on a stored z; only rounding differs (the
+// trained parameters move by ~1e-16).
 type problem struct {
-	n, dim  int       // rows; parameters (features + 1)
-	z       []float64 // n × dim, row-major, z[i*dim] = 1
+	n, d, dim int // rows; features; parameters (d + 1)
+	// pad is dim + 2 rounded up to a multiple of colBlock: the column count
+	// of a chunk's buffers and the stride of the Hessian sums, enough for
+	// the tiles of hessianChunk and the colBlock-column loops of evaluate to
+	// run past dim (into columns that are zero) without a remainder loop.
+	pad     int
+	X       [][]float64
 	y       []float64
+	mean    []float64
+	std     []float64
 	l2      float64
 	maxIter int
 	tol     float64
@@ -240,53 +255,62 @@ type problem struct {
 
 // Partitioning: at most maxParts partitions of at least minPartRows rows.
 // The partition depends only on n, never on Workers, so sums are combined
-// in the same order and training is deterministic.
+// in the same order and training is deterministic. Within a partition,
+// rows are taken in chunks of chunkRows (again independent of Workers).
 const (
 	maxParts    = 64
 	minPartRows = 512
+	chunkRows   = 64
+)
+
+// The Hessian of a chunk is accumulated in register tiles of tileA × tileB
+// entries (see hessianChunk); the other per-column loops of evaluate take
+// colBlock columns at a time.
+const (
+	tileA    = 2
+	tileB    = 3
+	colBlock = 4
 )
 
 func newProblem(X [][]float64, y []float64, mean, std []float64, cfg Config) *problem {
 	n, d := len(X), len(mean)
 	dim := d + 1
-	p := &problem{n: n, dim: dim, y: y, l2: cfg.L2, maxIter: cfg.MaxIter, tol: cfg.Tol, workers: cfg.Workers}
+	p := &problem{
+		n: n, d: d, dim: dim, pad: (dim + 2 + colBlock - 1) / colBlock * colBlock,
+		X: X, y: y, mean: mean, std: std,
+		l2: cfg.L2, maxIter: cfg.MaxIter, tol: cfg.Tol, workers: cfg.Workers,
+	}
 	nparts := min(maxParts, max(1, n/minPartRows))
 	p.parts = make([]int, nparts+1)
 	for k := range p.parts {
 		p.parts[k] = k * n / nparts
 	}
-	p.z = make([]float64, n*dim)
-	p.run(nparts, func(k int) {
-		for i := p.parts[k]; i < p.parts[k+1]; i++ {
-			zi := p.z[i*dim : (i+1)*dim]
-			zi[0] = 1
-			for j, v := range X[i] {
-				zi[j+1] = (v - mean[j]) / std[j]
-			}
-		}
-	})
 	return p
 }
 
-// run calls f(k) for k in [0, tasks) on up to p.workers goroutines.
-func (p *problem) run(tasks int, f func(k int)) {
-	w := min(p.workers, tasks)
-	if w <= 1 {
+// nworkers is the number of goroutines run uses for tasks tasks.
+func (p *problem) nworkers(tasks int) int { return max(1, min(p.workers, tasks)) }
+
+// run calls f(w, k) for k in [0, tasks) on p.nworkers(tasks) goroutines; w
+// is the calling goroutine's index, so f may use per-worker buffers.
+func (p *problem) run(tasks int, f func(w, k int)) {
+	nw := p.nworkers(tasks)
+	if nw == 1 {
 		for k := range tasks {
-			f(k)
+			f(0, k)
 		}
 		return
 	}
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	for range w {
+	for w := range nw {
 		wg.Go(func() {
 			for {
 				k := int(next.Add(1)) - 1
 				if k >= tasks {
 					return
 				}
-				f(k)
+				f(w, k)
 			}
 		})
 	}
@@ -301,58 +325,157 @@ type eval struct {
 	gmax float64   // max_j |g_j| / n
 }
 
-// evaluate fills e with J, ∇J and ∇²J at theta, using scratch (one
-// 1+dim+dim² block per partition) for the partial sums.
-func (p *problem) evaluate(theta []float64, e *eval, scratch []float64) {
-	dim := p.dim
-	block := 1 + dim + dim*dim
-	p.run(len(p.parts)-1, func(k int) {
-		s := scratch[k*block : (k+1)*block]
-		clear(s)
-		g := s[1 : 1+dim]
-		h := s[1+dim:]
-		var f float64
-		// Rows are taken in blocks of hb: the Hessian update then reads and
-		// writes each entry of h once per block instead of once per row.
-		var zs [hb][]float64
-		var ws [hb]float64
-		nb := 0
-		for i := p.parts[k]; i < p.parts[k+1]; i++ {
-			zi := p.z[i*dim : (i+1)*dim]
-			var t float64
-			for j, th := range theta[:dim] {
-				t += th * zi[j]
-			}
-			// Stable sigmoid, its complement and softplus(t) = ln(1+e^t)
-			// from one exponential.
-			var pr, q, sp float64
-			if t >= 0 {
-				ex := math.Exp(-t)
-				pr, q, sp = 1/(1+ex), ex/(1+ex), t+math.Log1p(ex)
-			} else {
-				ex := math.Exp(t)
-				pr, q, sp = ex/(1+ex), 1/(1+ex), math.Log1p(ex)
-			}
-			var r float64 // p - y
-			if p.y[i] == 1 {
-				f += sp - t
-				r = -q
-			} else {
-				f += sp
-				r = pr
-			}
-			for j, v := range zi {
-				g[j] += r * v
-			}
-			zs[nb], ws[nb] = zi, pr*q
-			nb++
-			if nb == hb {
-				hessianBlock(h, dim, &zs, &ws)
-				nb = 0
-			}
+func newEval(dim int) *eval {
+	return &eval{g: make([]float64, dim), h: make([]float64, dim*dim)}
+}
+
+// workspace holds evaluate's buffers, allocated once per Train.
+type workspace struct {
+	tz   []float64 // pad: θ in centred space, θ_0 then θ_j / Std[j], then zeros
+	sums []float64 // per partition: f, pad gradient sums, pad × pad Hessian sums
+	// Per worker, a chunk of centred rows (cc) and the same scaled by the
+	// Hessian weights p_i (1 - p_i) (uc), column-major: column a (a < pad)
+	// of row r is at a*chunkRows + r. In cc, column 0 is all ones (the
+	// intercept) and columns dim to pad-1 are zero; neither is written
+	// after newWorkspace. So uc's columns past dim are zero too.
+	cc, uc [][]float64
+	// Per worker, chunkRows each: linear scores t_i, p_i - y_i and
+	// p_i (1 - p_i).
+	ts, res, wts [][]float64
+}
+
+func (p *problem) sumBlock() int { return 1 + p.pad + p.pad*p.pad }
+
+func (p *problem) newWorkspace() *workspace {
+	nparts := len(p.parts) - 1
+	nw := p.nworkers(nparts)
+	ws := &workspace{
+		tz:   make([]float64, p.pad),
+		sums: make([]float64, nparts*p.sumBlock()),
+		cc:   make([][]float64, nw),
+		uc:   make([][]float64, nw),
+		ts:   make([][]float64, nw),
+		res:  make([][]float64, nw),
+		wts:  make([][]float64, nw),
+	}
+	for w := range nw {
+		ws.cc[w] = make([]float64, p.pad*chunkRows)
+		for r := range chunkRows {
+			ws.cc[w][r] = 1
 		}
-		for b := range nb {
-			hessianRow(h, dim, zs[b], ws[b])
+		ws.uc[w] = make([]float64, p.pad*chunkRows)
+		ws.ts[w] = make([]float64, chunkRows)
+		ws.res[w] = make([]float64, chunkRows)
+		ws.wts[w] = make([]float64, chunkRows)
+	}
+	return ws
+}
+
+// evaluate fills e with J, ∇J and ∇²J at theta.
+func (p *problem) evaluate(theta []float64, e *eval, ws *workspace) {
+	dim, d, pad := p.dim, p.d, p.pad
+	block := p.sumBlock()
+	tz := ws.tz
+	tz[0] = theta[0]
+	for j := range d {
+		tz[j+1] = theta[j+1] / p.std[j]
+	}
+	p.run(len(p.parts)-1, func(w, k int) {
+		s := ws.sums[k*block : (k+1)*block]
+		clear(s)
+		g := s[1 : 1+pad]
+		h := s[1+pad:]
+		cc, uc, ts, res, wts := ws.cc[w], ws.uc[w], ws.ts[w], ws.res[w], ws.wts[w]
+		mean := p.mean[:d]
+		var f float64
+		for i0, end := p.parts[k], p.parts[k+1]; i0 < end; i0 += chunkRows {
+			n := min(chunkRows, end-i0)
+			// Centre the chunk's rows into columns 1..d of cc, four rows at
+			// a time so that consecutive stores share a cache line.
+			r := 0
+			for ; r+4 <= n; r += 4 {
+				x0 := p.X[i0+r][:d]
+				x1 := p.X[i0+r+1][:d]
+				x2 := p.X[i0+r+2][:d]
+				x3 := p.X[i0+r+3][:d]
+				for j, m := range mean {
+					col := cc[(j+1)*chunkRows+r:][:4]
+					col[0] = x0[j] - m
+					col[1] = x1[j] - m
+					col[2] = x2[j] - m
+					col[3] = x3[j] - m
+				}
+			}
+			for ; r < n; r++ {
+				x := p.X[i0+r][:d]
+				col := cc[chunkRows+r:]
+				for j, v := range x {
+					col[j*chunkRows] = v - mean[j]
+				}
+			}
+			// Linear scores t = Σ_a tz_a·c_a (c_0 = 1), four columns at a
+			// time; the additions are in the same order as row by row.
+			tv := ts[:n]
+			clear(tv)
+			for a := 0; a < dim; a += colBlock {
+				ta := tz[a : a+colBlock]
+				c0, c1 := cc[a*chunkRows:][:n], cc[(a+1)*chunkRows:][:n]
+				c2, c3 := cc[(a+2)*chunkRows:][:n], cc[(a+3)*chunkRows:][:n]
+				for r, t := range tv {
+					tv[r] = t + ta[0]*c0[r] + ta[1]*c1[r] + ta[2]*c2[r] + ta[3]*c3[r]
+				}
+			}
+			rv, wv := res[:n], wts[:n]
+			for r, t := range tv {
+				// Stable sigmoid, its complement and softplus(t) =
+				// ln(1+e^t) from one exponential.
+				var pr, q, sp float64
+				if t >= 0 {
+					ex := math.Exp(-t)
+					pr, q, sp = 1/(1+ex), ex/(1+ex), t+math.Log1p(ex)
+				} else {
+					ex := math.Exp(t)
+					pr, q, sp = ex/(1+ex), 1/(1+ex), math.Log1p(ex)
+				}
+				if p.y[i0+r] == 1 {
+					f += sp - t
+					rv[r] = -q
+				} else {
+					f += sp
+					rv[r] = pr
+				}
+				wv[r] = pr * q
+			}
+			// Gradient sums and the weighted copy u = w·c, four columns at
+			// a time (columns past dim are zero in cc, so in uc too).
+			for a := 0; a < dim; a += colBlock {
+				c0, u0 := cc[a*chunkRows:][:n], uc[a*chunkRows:][:n]
+				c1, u1 := cc[(a+1)*chunkRows:][:n], uc[(a+1)*chunkRows:][:n]
+				c2, u2 := cc[(a+2)*chunkRows:][:n], uc[(a+2)*chunkRows:][:n]
+				c3, u3 := cc[(a+3)*chunkRows:][:n], uc[(a+3)*chunkRows:][:n]
+				var g0, g1, g2, g3 float64
+				for r, wr := range wv {
+					rr := rv[r]
+					c := c0[r]
+					u0[r] = wr * c
+					g0 += rr * c
+					c = c1[r]
+					u1[r] = wr * c
+					g1 += rr * c
+					c = c2[r]
+					u2[r] = wr * c
+					g2 += rr * c
+					c = c3[r]
+					u3[r] = wr * c
+					g3 += rr * c
+				}
+				ga := g[a : a+colBlock]
+				ga[0] += g0
+				ga[1] += g1
+				ga[2] += g2
+				ga[3] += g3
+			}
+			hessianChunk(h, uc, cc, dim, pad, n)
 		}
 		s[0] = f
 	})
@@ -361,17 +484,37 @@ func (p *problem) evaluate(theta []float64, e *eval, scratch []float64) {
 	clear(e.g)
 	clear(e.h)
 	for k := range len(p.parts) - 1 {
-		s := scratch[k*block : (k+1)*block]
+		s := ws.sums[k*block : (k+1)*block]
 		e.f += s[0]
-		for j, v := range s[1 : 1+dim] {
-			e.g[j] += v
+		for a, v := range s[1 : 1+dim] {
+			e.g[a] += v
 		}
-		for j, v := range s[1+dim:] {
-			e.h[j] += v
+		h := s[1+pad:]
+		for a := range dim {
+			for b := a; b < dim; b++ {
+				e.h[a*dim+b] += h[a*pad+b]
+			}
 		}
 	}
-	// Mirror the upper triangle and add the penalty on the weights (not the
-	// intercept, index 0).
+	// Back to standardised space: divide by Std_a (gradient) and Std_a·Std_b
+	// (Hessian), with Std_0 = 1. Then mirror the upper triangle and add the
+	// penalty on the weights (not the intercept, index 0).
+	scale := func(a int) float64 {
+		if a == 0 {
+			return 1
+		}
+		return p.std[a-1]
+	}
+	for a := 1; a < dim; a++ {
+		e.g[a] /= scale(a)
+	}
+	for a := range dim {
+		for b := a; b < dim; b++ {
+			if a > 0 || b > 0 {
+				e.h[a*dim+b] /= scale(a) * scale(b)
+			}
+		}
+	}
 	for a := range dim {
 		for b := a + 1; b < dim; b++ {
 			e.h[b*dim+a] = e.h[a*dim+b]
@@ -389,50 +532,60 @@ func (p *problem) evaluate(theta []float64, e *eval, scratch []float64) {
 	e.gmax /= float64(p.n)
 }
 
-// hb is the number of rows per Hessian block update.
-const hb = 4
-
-// hessianBlock adds Σ_r ws[r]·zs[r]·zs[r]ᵀ to the upper triangle of h.
-func hessianBlock(h []float64, dim int, zs *[hb][]float64, ws *[hb]float64) {
-	z0, z1, z2, z3 := zs[0][:dim], zs[1][:dim], zs[2][:dim], zs[3][:dim]
-	for a := range dim {
-		c0, c1, c2, c3 := ws[0]*z0[a], ws[1]*z1[a], ws[2]*z2[a], ws[3]*z3[a]
-		row := h[a*dim+a : a*dim+dim]
-		n := len(row) // dim - a
-		a0, a1, a2, a3 := z0[a:][:n], z1[a:][:n], z2[a:][:n], z3[a:][:n]
-		for b := range row {
-			row[b] += c0*a0[b] + c1*a1[b] + c2*a2[b] + c3*a3[b]
+// hessianChunk adds Σ_{r<n} uc[a][r]·cc[b][r] to h[a*pad+b] (column x of
+// a chunk buffer is [x*chunkRows, x*chunkRows+n)) for every a < dim and
+// dim > b ≥ a. It works in register tiles of tileA × tileB = 2 × 3
+// entries, each a pass over the chunk's n rows with 6 running sums held in
+// registers: 5 loads and no store per 6 multiply-adds (a 4-row-at-a-time
+// symmetric rank-1 update into h makes 1.5 memory accesses per
+// multiply-add). Larger tiles run out of the 15 SSE registers Go allocates
+// on amd64, and a spilled running sum is a dependency chain through memory
+// (2×4 measured 30% slower than 2×3). Tiles straddling the diagonal also
+// fill a few entries below it, and the last ones columns up to dim+1 (zero
+// padding); neither is ever read.
+func hessianChunk(h, uc, cc []float64, dim, pad, n int) {
+	for a := 0; a < dim; a += tileA {
+		u0 := uc[a*chunkRows:][:n]
+		u1 := uc[(a+1)*chunkRows:][:n]
+		h0 := h[a*pad : (a+1)*pad]
+		h1 := h[(a+1)*pad : (a+2)*pad]
+		for b := a / tileB * tileB; b < dim; b += tileB {
+			c0 := cc[b*chunkRows:][:n]
+			c1 := cc[(b+1)*chunkRows:][:n]
+			c2 := cc[(b+2)*chunkRows:][:n]
+			var s00, s01, s02, s10, s11, s12 float64
+			for r, x0 := range u0 {
+				x1 := u1[r]
+				y0, y1, y2 := c0[r], c1[r], c2[r]
+				s00 += x0 * y0
+				s01 += x0 * y1
+				s02 += x0 * y2
+				s10 += x1 * y0
+				s11 += x1 * y1
+				s12 += x1 * y2
+			}
+			t0, t1 := h0[b:b+tileB], h1[b:b+tileB]
+			t0[0] += s00
+			t0[1] += s01
+			t0[2] += s02
+			t1[0] += s10
+			t1[1] += s11
+			t1[2] += s12
 		}
 	}
-}
-
-// hessianRow adds w·z·zᵀ to the upper triangle of h.
-func hessianRow(h []float64, dim int, z []float64, w float64) {
-	for a := range dim {
-		sa := w * z[a]
-		row := h[a*dim+a : a*dim+dim]
-		za := z[a:dim]
-		for b := range row {
-			row[b] += sa * za[b]
-		}
-	}
-}
-
-func newEval(dim int) *eval {
-	return &eval{g: make([]float64, dim), h: make([]float64, dim*dim)}
 }
 
 // newton runs damped Newton from θ = 0 and returns θ = (bias, weights...),
 // the number of iterations and nil or an ErrNotConverged error.
 func (p *problem) newton() ([]float64, int, error) {
 	dim := p.dim
-	scratch := make([]float64, (len(p.parts)-1)*(1+dim+dim*dim))
+	ws := p.newWorkspace()
 	theta := make([]float64, dim)
 	trial := make([]float64, dim)
 	step := make([]float64, dim)
 	chol := make([]float64, dim*dim)
 	cur, next := newEval(dim), newEval(dim)
-	p.evaluate(theta, cur, scratch)
+	p.evaluate(theta, cur, ws)
 
 	for iter := 0; ; iter++ {
 		if cur.gmax <= p.tol {
@@ -456,7 +609,7 @@ func (p *problem) newton() ([]float64, int, error) {
 			for j := range theta {
 				trial[j] = theta[j] + alpha*step[j]
 			}
-			p.evaluate(trial, next, scratch)
+			p.evaluate(trial, next, ws)
 			if next.f <= cur.f+1e-4*alpha*slope+slack && finite(next.f) {
 				accepted = true
 				break

@@ -60,6 +60,6 @@ print(json.dumps({
     "rows": sk["rows"], "features": sk["features"],
     "sklearn_seconds": round(sk["seconds"], 3), "go_seconds": round(go_s, 3),
     "ratio": round(sk["seconds"] / go_s, 2),
-    "sklearn_auc": round(sk["auc"], 6), "go_auc": round(metrics["auc"], 6),
+    "sklearn_auc": round(sk["auc"], 6), "go_auc": round(metrics["auc*1e9"] / 1e9, 6),
 }))
 PY
