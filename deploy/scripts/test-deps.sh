@@ -17,4 +17,4 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-echo "test deps ready: kcat $(kcat -V 2>/dev/null | head -n 1 | awk '{print $2}')"
+echo "test deps ready: $(command -v kcat) ($(kcat -V 2>&1 | grep -m1 -o "kcat version [^ ]*" || echo "kcat"))"
