@@ -360,14 +360,11 @@ func (p *Processor) trigger(ps *partState, s *session, e *schemas.Event, produce
 	}
 	evTime := time.UnixMilli(e.TimeMillis).UTC()
 	// The strings of e point into the record; what outlives it is copied.
-	pl := &pendingLabel{sess: s, label: schemas.Label{
-		Model: p.cfg.Spec.Name, EventID: strings.Clone(e.EventID), EventTime: evTime,
-		UserID: s.userID, SessionID: strings.Clone(e.SessionID), Segments: s.segments, Values: values,
-	}}
+	pl := &pendingLabel{sess: s, eventID: strings.Clone(e.EventID), values: values, atMs: e.TimeMillis}
 	key := []byte(s.userID)
 	vec := schemas.FeatureVector{
-		Model: pl.label.Model, EventID: pl.label.EventID, EventType: e.Type, EventTime: evTime,
-		UserID: s.userID, SessionID: pl.label.SessionID, Segments: s.segments, Values: values,
+		Model: p.cfg.Spec.Name, EventID: pl.eventID, EventType: e.Type, EventTime: evTime,
+		UserID: s.userID, SessionID: s.id, Segments: *s.segments, Values: values,
 	}
 	p.emit(p.kafka.Topics.Features, key, evTime, &vec)
 	p.m.vectors.Inc()
@@ -375,13 +372,13 @@ func (p *Processor) trigger(ps *partState, s *session, e *schemas.Event, produce
 	if score, version, ok := p.scorer.Score(values); ok {
 		pred := schemas.Prediction{
 			Model: vec.Model, Version: version, Score: score, EventID: vec.EventID, EventType: vec.EventType,
-			EventTime: evTime, UserID: vec.UserID, SessionID: vec.SessionID, Segments: s.segments,
+			EventTime: evTime, UserID: vec.UserID, SessionID: vec.SessionID, Segments: *s.segments,
 			ScoredAt: time.Now().UTC(),
 		}
 		p.emit(p.kafka.Topics.Predictions, key, evTime, &pred)
 		p.m.predictions.Inc()
 		p.m.latency.Observe(time.Since(produced).Seconds())
-		pl.label.Version, pl.label.Score = version, score
+		pl.version, pl.score = int32(version), score
 		if p.warnedCold {
 			p.warnedCold = false
 			p.log.Info("champion available: scoring resumed", "model", vec.Model, "version", version)
@@ -406,8 +403,7 @@ func (p *Processor) resolvePurchase(s *session, ms int64) {
 	h := p.cfg.Spec.Horizon.Milliseconds()
 	kept := s.pending[:0]
 	for _, pl := range s.pending {
-		t := pl.label.EventTime.UnixMilli()
-		if ms >= t && ms <= t+h {
+		if t := pl.atMs; ms >= t && ms <= t+h {
 			p.label(pl, schemas.LabelReasonPurchase, ms)
 			continue
 		}
@@ -422,7 +418,7 @@ func (p *Processor) resolvePurchase(s *session, ms int64) {
 func (p *Processor) expire(ps *partState, now time.Time) {
 	wm := ps.watermark(now, p.cfg.AllowedLateness.Milliseconds(), p.cfg.IdleTimeout)
 	h := p.cfg.Spec.Horizon.Milliseconds()
-	for len(ps.queue) > 0 && ps.queue[0].label.EventTime.UnixMilli()+h < wm {
+	for len(ps.queue) > 0 && ps.queue[0].atMs+h < wm {
 		pl := heap.Pop(&ps.queue).(*pendingLabel)
 		if pl.resolved {
 			continue // labelled positive already
@@ -460,14 +456,18 @@ func (p *Processor) lowestWatermark() int64 {
 
 func (p *Processor) label(pl *pendingLabel, reason string, atMs int64) {
 	pl.resolved = true
-	pl.label.Reason = reason
-	pl.label.LabelTime = time.UnixMilli(atMs).UTC()
+	s := pl.sess
+	l := schemas.Label{
+		Model: p.cfg.Spec.Name, Version: int(pl.version), Score: pl.score, EventID: pl.eventID,
+		EventTime: time.UnixMilli(pl.atMs).UTC(), UserID: s.userID, SessionID: s.id, Segments: *s.segments,
+		Values: pl.values, Reason: reason, LabelTime: time.UnixMilli(atMs).UTC(),
+	}
 	counter := p.negatives
 	if reason == schemas.LabelReasonPurchase {
-		pl.label.Label = 1
+		l.Label = 1
 		counter = p.positives
 	}
-	p.emit(p.kafka.Topics.Labels, []byte(pl.label.UserID), pl.label.EventTime, &pl.label)
+	p.emit(p.kafka.Topics.Labels, []byte(s.userID), l.EventTime, &l)
 	counter.Inc()
 }
 

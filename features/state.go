@@ -49,8 +49,9 @@ func catalogIndex(name string) int { return slices.Index(catalogNames[:], name) 
 
 // session is the state of one storefront session.
 type session struct {
-	userID         string
-	segments       schemas.Segments
+	id             string            // the sessions map's key
+	userID         string            // the users map's key
+	segments       *schemas.Segments // interned: few distinct triples
 	firstMillis    int64
 	lastMillis     int64
 	events         int
@@ -84,6 +85,7 @@ func (s *session) purchasedWithin(from, to int64) (int64, bool) {
 // that precedes it in event time. Counting it would leak the label into the
 // vector; purchasesBefore counts only purchases at or before the event.
 type user struct {
+	id          string // the users map's key
 	sessions    int
 	lastSession string
 	// recent holds the latest purchase times (at most recentPurchases);
@@ -117,10 +119,15 @@ func (u *user) purchasesBefore(ms int64) (n int, lastMs int64) {
 	return n, lastMs
 }
 
-// pendingLabel is a vector waiting for its outcome.
+// pendingLabel is a vector waiting for its outcome. It keeps only what
+// its session does not: the label record is built when the outcome is known.
 type pendingLabel struct {
-	label    schemas.Label
 	sess     *session
+	eventID  string
+	values   []float64
+	atMs     int64 // event time of the scored event
+	score    float64
+	version  int32
 	resolved bool
 }
 
@@ -130,7 +137,7 @@ type pendingLabel struct {
 type pendingQueue []*pendingLabel
 
 func (q pendingQueue) Len() int           { return len(q) }
-func (q pendingQueue) Less(i, j int) bool { return q[i].label.EventTime.Before(q[j].label.EventTime) }
+func (q pendingQueue) Less(i, j int) bool { return q[i].atMs < q[j].atMs }
 func (q pendingQueue) Swap(i, j int)      { q[i], q[j] = q[j], q[i] }
 func (q *pendingQueue) Push(x any)        { *q = append(*q, x.(*pendingLabel)) }
 func (q *pendingQueue) Pop() any {
@@ -153,6 +160,7 @@ type inputClock struct {
 // partState is everything the stage keeps for one partition number of the
 // co-partitioned input topics.
 type partState struct {
+	segments map[schemas.Segments]*schemas.Segments // interned segment triples
 	sessions map[string]*session
 	users    map[string]*user
 	queue    pendingQueue
@@ -163,6 +171,7 @@ type partState struct {
 
 func newPartState(now time.Time) *partState {
 	return &partState{
+		segments: map[schemas.Segments]*schemas.Segments{},
 		sessions: map[string]*session{},
 		users:    map[string]*user{},
 		created:  now,
@@ -205,29 +214,36 @@ func (p *partState) watermark(now time.Time, latenessMs int64, idle time.Duratio
 	return wm - latenessMs
 }
 
+// intern returns the shared copy of a segment triple, cloning its strings
+// (which may point into a record) the first time it is seen.
+func (p *partState) intern(seg schemas.Segments) *schemas.Segments {
+	if s, ok := p.segments[seg]; ok {
+		return s
+	}
+	s := &schemas.Segments{Device: strings.Clone(seg.Device), Country: strings.Clone(seg.Country), Referrer: strings.Clone(seg.Referrer)}
+	p.segments[*s] = s
+	return s
+}
+
 // apply folds an event into session and user state and returns the session.
 func (p *partState) apply(e *schemas.Event) *session {
 	s := p.sessions[e.SessionID]
 	u := p.users[e.UserID]
 	if u == nil {
-		u = &user{}
-		p.users[strings.Clone(e.UserID)] = u
+		u = &user{id: strings.Clone(e.UserID)}
+		p.users[u.id] = u
 	}
 	if s == nil {
 		s = &session{
-			userID:      strings.Clone(e.UserID),
+			id:          strings.Clone(e.SessionID),
+			userID:      u.id,
 			firstMillis: e.TimeMillis,
-			segments: schemas.Segments{
-				Device:   strings.Clone(e.Device),
-				Country:  strings.Clone(e.Country),
-				Referrer: strings.Clone(e.Referrer),
-			},
+			segments:    p.intern(schemas.Segments{Device: e.Device, Country: e.Country, Referrer: e.Referrer}),
 		}
-		id := strings.Clone(e.SessionID)
-		p.sessions[id] = s
-		if u.lastSession != id {
+		p.sessions[s.id] = s
+		if u.lastSession != s.id {
 			u.sessions++
-			u.lastSession = id
+			u.lastSession = s.id
 		}
 	}
 	if schemas.TopicOf(e.Type) != schemas.TopicTransactions {
