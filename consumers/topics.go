@@ -45,6 +45,20 @@ func DefaultTopics() Topics {
 // Inputs are the storefront topics producers write to.
 func (t Topics) Inputs() []string { return []string{t.Clickstream, t.Cart, t.Transactions} }
 
+// ForType returns the input topic a storefront event type belongs on, or ""
+// for an unknown type.
+func (t Topics) ForType(eventType string) string {
+	switch schemas.TopicOf(eventType) {
+	case schemas.TopicClickstream:
+		return t.Clickstream
+	case schemas.TopicCart:
+		return t.Cart
+	case schemas.TopicTransactions:
+		return t.Transactions
+	}
+	return ""
+}
+
 // RetrainPoison is where trainers put retrain requests they could not handle
 // after every retry.
 func (t Topics) RetrainPoison() string { return t.Retrain + ".poison" }

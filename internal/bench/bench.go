@@ -333,7 +333,6 @@ func liveLatency(ctx context.Context, cfg Config, kcfg consumers.KafkaConfig, pr
 	defer cons.Close()
 	cons.PollFetches(ctxTimeout(ctx, 200*time.Millisecond)) // join at the end before producing
 
-	topics := map[string]string{schemas.TopicClickstream: kcfg.Topics.Clickstream, schemas.TopicCart: kcfg.Topics.Cart, schemas.TopicTransactions: kcfg.Topics.Transactions}
 	var mu sync.Mutex
 	sent := map[string]time.Time{}
 	var lat []float64
@@ -376,7 +375,7 @@ func liveLatency(ctx context.Context, cfg Config, kcfg consumers.KafkaConfig, pr
 				sent[e.EventID] = time.Now()
 				mu.Unlock()
 			}
-			prodCl.Produce(ctx, &kgo.Record{Topic: topics[schemas.TopicOf(e.Type)], Key: []byte(e.UserID), Value: v}, nil)
+			prodCl.Produce(ctx, &kgo.Record{Topic: kcfg.Topics.ForType(e.Type), Key: []byte(e.UserID), Value: v}, nil)
 			produced++
 		})
 		// Hold the rate: sleep until this many events are due.

@@ -79,7 +79,7 @@ func (p *Producer) Advance(ctx context.Context, sim *storefront.Simulator, to ti
 }
 
 func (p *Producer) produce(ctx context.Context, e *schemas.Event) error {
-	topic := p.topic(e.Type)
+	topic := p.topics.ForType(e.Type)
 	v := e.AppendJSON(make([]byte, 0, 384))
 	p.n++
 	if p.pace.BadEvery > 0 && p.n%p.pace.BadEvery == 0 {
@@ -100,15 +100,4 @@ func (p *Producer) produce(ctx context.Context, e *schemas.Event) error {
 		return fmt.Errorf("cannot produce storefront events: %w", *err)
 	}
 	return nil
-}
-
-func (p *Producer) topic(eventType string) string {
-	switch schemas.TopicOf(eventType) {
-	case schemas.TopicClickstream:
-		return p.topics.Clickstream
-	case schemas.TopicCart:
-		return p.topics.Cart
-	default:
-		return p.topics.Transactions
-	}
 }
