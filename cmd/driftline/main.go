@@ -31,6 +31,7 @@ Usage:
   driftline simulate [--brokers ADDRS] [--seed N] [--scenario S] [--shift-at 3h] [--duration 1h]
   driftline models   list [--json] | show [--version N]   [--brokers ADDRS] [--model NAME]
   driftline bench    [--json] [--users N] [--e2e-events N]
+  driftline drift    --reference A.jsonl --current B.jsonl [--json]
 
 Run 'driftline <command> -h' for a command's flags.
 `
@@ -55,6 +56,7 @@ func main() {
 
 	cmds := map[string]func(context.Context, []string, *slog.Logger) error{
 		"demo": demoCmd, "run": runCmd, "broker": brokerCmd, "simulate": simulateCmd, "models": modelsCmd, "bench": benchCmd,
+		"drift": driftCmd,
 	}
 	cmd, ok := cmds[os.Args[1]]
 	if !ok {
