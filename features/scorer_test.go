@@ -6,7 +6,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/driftline/driftline/internal/checkfor"
 	"github.com/driftline/driftline/schemas"
 )
 
@@ -53,7 +55,11 @@ func TestSwapIsAtomicUnderLoad(t *testing.T) {
 			}
 		}()
 	}
+	// Each swap waits until the scorers have made progress since the last
+	// one, so swaps and scoring really overlap.
 	for v := 2; v <= 50; v++ {
+		before := scored.Load()
+		checkfor.Until(t, 10*time.Second, "scoring to go on between swaps", func() bool { return scored.Load() >= before+10 })
 		if err := sc.Swap(constant(v, float64(v)/10)); err != nil {
 			t.Fatal(err)
 		}
