@@ -67,12 +67,12 @@ func TestRestartLeavesNoCartEventUnscored(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			// Produce 40 event-minutes over ~4 s, while run is stopped and
+			// Produce 60 event-minutes over ~6 s, while run is stopped and
 			// restarted under it.
 			prod := demo.NewProducer(cl, kcfg.Topics, demo.Pace{Speed: 10 * time.Minute, Step: 10 * time.Second})
 			produced := make(chan error, 1)
 			go func() {
-				err := prod.Advance(context.Background(), sim, sim.Now().Add(40*time.Minute))
+				err := prod.Advance(context.Background(), sim, sim.Now().Add(60*time.Minute))
 				if err == nil {
 					err = cl.Flush(context.Background())
 				}
