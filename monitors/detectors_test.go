@@ -3,6 +3,7 @@ package monitors
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -194,18 +195,6 @@ func detectorRun(d Detector, stream []float64) (drifts, warnings []int) {
 	return drifts, warnings
 }
 
-func detectorEqual(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // River's docstring streams.
 func riverDocStream() []float64 { // rng = random.Random(12345)
 	r := newDetectorPyRandom(12345)
@@ -268,7 +257,7 @@ func TestDetectorMatchesRiver(t *testing.T) {
 		{"ddm bernoulli .1 to .4", mustDDM(t, DDMConfig{}), bern, []int{202, 2086}, "River port"},
 	} {
 		got, _ := detectorRun(c.d, c.stream)
-		if !detectorEqual(got, c.want) {
+		if !slices.Equal(got, c.want) {
 			t.Errorf("%s: detections at %v, want %v (%s)", c.name, got, c.want, c.provenance)
 		}
 	}
@@ -597,7 +586,7 @@ func TestDetectorReset(t *testing.T) {
 		detectorRun(used, stream[:3333]) // stop mid-stream, maybe right after a detection
 		used.Reset()
 		gotD, gotW := detectorRun(used, stream)
-		if !detectorEqual(gotD, wantD) || !detectorEqual(gotW, wantW) {
+		if !slices.Equal(gotD, wantD) || !slices.Equal(gotW, wantW) {
 			t.Errorf("%s after Reset: detections %v warnings %d, want %v and %d as fresh",
 				c.name, gotD, len(gotW), wantD, len(wantW))
 		}
@@ -627,7 +616,7 @@ func TestDetectorIgnoresNonFinite(t *testing.T) {
 				got = append(got, i)
 			}
 		}
-		if !detectorEqual(got, want) {
+		if !slices.Equal(got, want) {
 			t.Errorf("%s with NaN and ±Inf interleaved: detections %v, want %v", c.name, got, want)
 		}
 	}

@@ -94,6 +94,18 @@ func sampleHasNaN(x []float64) bool {
 	return false
 }
 
+// nextValue is the smallest value not yet passed when walking two sorted
+// samples together, a from i and b from j (at least one not exhausted).
+func nextValue(a, b []float64, i, j int) float64 {
+	switch {
+	case i == len(a):
+		return b[j]
+	case j == len(b):
+		return a[i]
+	}
+	return min(a[i], b[j])
+}
+
 // ksStatistic returns max |F1 - F2| over the points of both sorted samples,
 // each CDF value computed as count/n and subtracted as ks_2samp does, so the
 // result is the same float.
@@ -102,15 +114,7 @@ func ksStatistic(a, b []float64) float64 {
 	var maxS, minS float64 // max of F1-F2 and of F2-F1, both >= 0 at the end
 	i, j := 0, 0
 	for i < len(a) || j < len(b) {
-		var x float64
-		switch {
-		case i == len(a):
-			x = b[j]
-		case j == len(b):
-			x = a[i]
-		default:
-			x = min(a[i], b[j])
-		}
+		x := nextValue(a, b, i, j)
 		for i < len(a) && a[i] <= x {
 			i++
 		}
@@ -758,15 +762,7 @@ func WassersteinSorted(reference, current []float64) float64 {
 	i, j := 0, 0
 	prev := min(a[0], b[0])
 	for i < len(a) || j < len(b) {
-		var x float64
-		switch {
-		case i == len(a):
-			x = b[j]
-		case j == len(b):
-			x = a[i]
-		default:
-			x = min(a[i], b[j])
-		}
+		x := nextValue(a, b, i, j)
 		if x > prev { // both CDFs are constant on [prev, x)
 			w += math.Abs(float64(i)/n1-float64(j)/n2) * (x - prev)
 		}

@@ -688,17 +688,7 @@ func (p *tableReader) resolveKey(pos int, raw []byte, row int) (int32, error) {
 		if bytes.IndexByte(name, '\\') >= 0 {
 			name = p.tok.String()
 		}
-		var ok bool
-		if k, ok = p.byName[string(name)]; !ok {
-			k = int32(len(p.keys))
-			p.keys = append(p.keys, newKeyInfo(string(name), string(raw), !p.keep))
-			p.byName[p.keys[k].name] = k
-		}
-		if pos < len(p.hint) {
-			p.hint[pos] = k
-		} else {
-			p.hint = append(p.hint, k)
-		}
+		k = p.lookupKey(pos, name, raw)
 	}
 	ki := &p.keys[k]
 	if ki.seen == 2*row {
@@ -972,7 +962,7 @@ func (p *tableReader) fastObject(b []byte, records bool) bool {
 				}
 			}
 			if k < 0 {
-				k = p.lookupKey(keyPos, raw)
+				k = p.lookupKey(keyPos, raw[1:len(raw)-1], raw)
 			}
 			ki := &p.keys[k]
 			if ki.seen == stamp {
@@ -1076,10 +1066,10 @@ func appendDigits(b []byte, j int, mant uint64) (uint64, int) {
 	return mant, j
 }
 
-// lookupKey returns the index in p.keys of the top-level key raw (no
-// escapes), adding it if new, and makes it the guess for position pos.
-func (p *tableReader) lookupKey(pos int, raw []byte) int32 {
-	name := raw[1 : len(raw)-1]
+// lookupKey returns the index in p.keys of the top-level key named name
+// (unescaped; raw is its token as written), adding it if new, and makes it
+// the guess for position pos.
+func (p *tableReader) lookupKey(pos int, name, raw []byte) int32 {
 	k, ok := p.byName[string(name)]
 	if !ok {
 		k = int32(len(p.keys))
@@ -1616,15 +1606,7 @@ func (w *offlineWorker) valueCounts(ref, cur []float64) {
 	w.refCnt, w.curCnt = w.refCnt[:0], w.curCnt[:0]
 	i, j := 0, 0
 	for i < len(ref) || j < len(cur) {
-		var x float64
-		switch {
-		case i == len(ref):
-			x = cur[j]
-		case j == len(cur):
-			x = ref[i]
-		default:
-			x = min(ref[i], cur[j])
-		}
+		x := nextValue(ref, cur, i, j)
 		i0, j0 := i, j
 		for i < len(ref) && ref[i] == x {
 			i++

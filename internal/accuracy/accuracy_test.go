@@ -191,3 +191,24 @@ func auc2(scores, labels []float64) float64 {
 	}
 	return wins / pairs
 }
+
+// TestAUCLikeScikitLearn: the cases the logreg parity test checked its own
+// AUC against (sklearn.metrics.roc_auc_score semantics).
+func TestAUCLikeScikitLearn(t *testing.T) {
+	for _, c := range []struct {
+		s, y []float64
+		want float64
+	}{
+		{[]float64{0.1, 0.4, 0.35, 0.8}, []float64{0, 0, 1, 1}, 0.75}, // sklearn docs example
+		{[]float64{1, 2, 3, 4}, []float64{0, 0, 1, 1}, 1},
+		{[]float64{4, 3, 2, 1}, []float64{0, 0, 1, 1}, 0},
+		{[]float64{5, 5, 5, 5}, []float64{0, 1, 0, 1}, 0.5},
+		// ties across classes count one half: pairs (pos,neg) = (2,1) win,
+		// (2,2) tie, (3,1) win, (3,2) win → 3.5/4.
+		{[]float64{1, 2, 2, 3}, []float64{0, 0, 1, 1}, 0.875},
+	} {
+		if got := AUC(c.s, c.y); math.Abs(got-c.want) > 1e-15 {
+			t.Errorf("AUC(%v, %v) = %v, want %v", c.s, c.y, got, c.want)
+		}
+	}
+}

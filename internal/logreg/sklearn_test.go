@@ -12,8 +12,9 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"slices"
 	"testing"
+
+	"github.com/driftline/driftline/internal/accuracy"
 )
 
 // Parity with scikit-learn on testdata/train (see testdata/train/gen.py,
@@ -74,77 +75,6 @@ func readLabelledJSONL(t testing.TB, path string) (X [][]float64, y []float64, d
 		t.Fatal(err)
 	}
 	return X, y, hex.EncodeToString(sum[:])
-}
-
-// rocAUC is the area under the ROC curve of scores against 0/1 labels, by
-// the rank-sum (Mann–Whitney) formula with tied scores given their average
-// rank, which equals the trapezoidal area scikit-learn's roc_auc_score
-// computes.
-func rocAUC(scores, labels []float64) float64 {
-	idx := make([]int, len(scores))
-	for i := range idx {
-		idx[i] = i
-	}
-	slices.SortFunc(idx, func(a, b int) int {
-		switch {
-		case scores[a] < scores[b]:
-			return -1
-		case scores[a] > scores[b]:
-			return 1
-		}
-		return 0
-	})
-	var rankSum, pos float64
-	for lo := 0; lo < len(idx); {
-		hi := lo + 1
-		for hi < len(idx) && scores[idx[hi]] == scores[idx[lo]] {
-			hi++
-		}
-		rank := float64(lo+hi+1) / 2 // mean of the 1-based ranks lo+1..hi
-		for _, i := range idx[lo:hi] {
-			if labels[i] == 1 {
-				rankSum += rank
-				pos++
-			}
-		}
-		lo = hi
-	}
-	neg := float64(len(idx)) - pos
-	return (rankSum - pos*(pos+1)/2) / (pos * neg)
-}
-
-// meanLogLoss is scikit-learn's log_loss for probabilities p of the
-// positive class (clipped to [1e-15, 1-1e-15]).
-func meanLogLoss(p, labels []float64) float64 {
-	var s float64
-	for i, pi := range p {
-		pi = math.Min(math.Max(pi, 1e-15), 1-1e-15)
-		if labels[i] == 1 {
-			s -= math.Log(pi)
-		} else {
-			s -= math.Log1p(-pi)
-		}
-	}
-	return s / float64(len(p))
-}
-
-func TestRocAUC(t *testing.T) {
-	for _, c := range []struct {
-		s, y []float64
-		want float64
-	}{
-		{[]float64{0.1, 0.4, 0.35, 0.8}, []float64{0, 0, 1, 1}, 0.75}, // sklearn docs example
-		{[]float64{1, 2, 3, 4}, []float64{0, 0, 1, 1}, 1},
-		{[]float64{4, 3, 2, 1}, []float64{0, 0, 1, 1}, 0},
-		{[]float64{5, 5, 5, 5}, []float64{0, 1, 0, 1}, 0.5},
-		// ties across classes count one half: pairs (pos,neg) = (2,1) win,
-		// (2,2) tie, (3,1) win, (3,2) win → 3.5/4.
-		{[]float64{1, 2, 2, 3}, []float64{0, 0, 1, 1}, 0.875},
-	} {
-		if got := rocAUC(c.s, c.y); math.Abs(got-c.want) > 1e-15 {
-			t.Errorf("rocAUC(%v, %v) = %v, want %v", c.s, c.y, got, c.want)
-		}
-	}
 }
 
 // TestScikitLearnParity trains on the first 80% of purchase_20k.jsonl (time
@@ -223,7 +153,7 @@ func TestScikitLearnParity(t *testing.T) {
 	for _, row := range X[ntr:] {
 		p = append(p, m.Predict(row))
 	}
-	auc, ll := rocAUC(p, y[ntr:]), meanLogLoss(p, y[ntr:])
+	auc, ll := accuracy.AUC(p, y[ntr:]), accuracy.LogLoss(p, y[ntr:])
 	if math.Abs(auc-ref.HoldoutAUC) > 0.005 {
 		t.Errorf("holdout ROC AUC %.6f, scikit-learn %.6f", auc, ref.HoldoutAUC)
 	}
@@ -312,7 +242,7 @@ func BenchmarkTrain1Mx30(b *testing.B) {
 	b.ReportMetric(float64(len(X)), "rows")
 	b.ReportMetric(float64(len(X[0])), "features")
 	b.ReportMetric(float64(m.Iterations), "newton-iters")
-	auc := rocAUC(p, y)
+	auc := accuracy.AUC(p, y)
 	b.ReportMetric(auc, "auc")
 	b.ReportMetric(math.Round(auc*1e9), "auc*1e9") // the benchmark line prints "auc" with 4 digits
 }
