@@ -19,8 +19,13 @@ type KafkaConfig struct {
 	Partitions int32 `yaml:"partitions"`
 	// Topics names every topic.
 	Topics Topics `yaml:"topics"`
-	// Extra client options (TLS, SASL) appended to every client.
+	// Security is SASL and TLS towards a real cluster; see security.go.
+	Security Security `yaml:"security"`
+	// Extra client options appended to every client (tests, embedding).
 	Extra []kgo.Opt `yaml:"-"`
+	// Metrics, when set, gives every client franz-go's kprom metrics on the
+	// process registry.
+	Metrics *ClientMetrics `yaml:"-"`
 }
 
 // SetDefaults fills unset fields.
@@ -44,7 +49,19 @@ func (c *KafkaConfig) Validate() error {
 	if c.Partitions < 1 {
 		return fmt.Errorf("kafka: partitions must be >= 1, got %d", c.Partitions)
 	}
+	if err := c.Security.Validate(); err != nil {
+		return err
+	}
 	return c.Topics.Validate()
+}
+
+// LogValue logs where the process connects, with secrets redacted.
+func (c KafkaConfig) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("brokers", strings.Join(c.Brokers, ",")),
+		slog.String("client_id", c.ClientID),
+		slog.Any("security", c.Security),
+	)
 }
 
 // ParseBrokers splits a comma-separated broker list.
@@ -65,9 +82,31 @@ func (c *KafkaConfig) Opts(log *slog.Logger, more ...kgo.Opt) []kgo.Opt {
 		kgo.SeedBrokers(c.Brokers...),
 		kgo.ClientID(c.ClientID),
 		kgo.WithLogger(kgoLogger{log}),
+		// Outputs are written in transactions (the feature stage is
+		// exactly-once): every reader sees committed records only. A
+		// caller may override it in more.
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 	}
-	opts = append(opts, c.Extra...)
+	opts = append(opts, c.ClientOptions(log)...)
 	return append(opts, more...)
+}
+
+// ClientOptions are the options every client of this config needs beyond
+// its seed brokers: security, Extra and a fresh metrics hook. Clients built
+// outside Opts (the Watermill publisher and subscriber) take these.
+func (c *KafkaConfig) ClientOptions(log *slog.Logger) []kgo.Opt {
+	return c.NamedClientOptions(log, "")
+}
+
+// NamedClientOptions is ClientOptions with the client's metrics labelled
+// client=name (empty: derived from the client's group or topics).
+func (c *KafkaConfig) NamedClientOptions(log *slog.Logger, name string) []kgo.Opt {
+	opts := c.Security.opts(log)
+	opts = append(opts, c.Extra...)
+	if c.Metrics != nil {
+		opts = append(opts, kgo.WithHooks(c.Metrics.hook(name)))
+	}
+	return opts
 }
 
 // kgoLogger forwards franz-go's warnings and errors to slog; its info and

@@ -25,8 +25,9 @@ type ModelFeed struct {
 	log *slog.Logger
 
 	mu        sync.RWMutex
-	versions  map[string]map[int]*schemas.ModelVersion // model -> version -> record
-	aliases   map[string]map[string]int                // model -> alias -> version
+	versions  map[string]map[int]*schemas.ModelVersion  // model -> version -> record
+	aliases   map[string]map[string]int                 // model -> alias -> version
+	history   map[string]map[string][]schemas.AliasMove // model -> alias -> moves, oldest first
 	listeners []func(*schemas.ModelVersion)
 
 	ready     chan struct{}
@@ -41,6 +42,7 @@ func NewModelFeed(cfg KafkaConfig, log *slog.Logger) *ModelFeed {
 		log:      log,
 		versions: map[string]map[int]*schemas.ModelVersion{},
 		aliases:  map[string]map[string]int{},
+		history:  map[string]map[string][]schemas.AliasMove{},
 		ready:    make(chan struct{}),
 	}
 }
@@ -73,6 +75,26 @@ func (f *ModelFeed) Alias(model, alias string) *schemas.ModelVersion {
 		return nil
 	}
 	return f.versions[model][v]
+}
+
+// AliasHistory returns every move of a model's alias the feed has read,
+// oldest first (a copy).
+func (f *ModelFeed) AliasHistory(model, alias string) []schemas.AliasMove {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return slices.Clone(f.history[model][alias])
+}
+
+// NextAliasSeq is the Seq of the next move of a model's alias: one more than
+// the highest read so far.
+func (f *ModelFeed) NextAliasSeq(model, alias string) int {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	n := 0
+	for _, m := range f.history[model][alias] {
+		n = max(n, m.Seq)
+	}
+	return n + 1
 }
 
 // Version returns one version of a model, or nil.
@@ -187,6 +209,14 @@ func (f *ModelFeed) apply(r *kgo.Record) {
 		f.mu.Lock()
 		if f.aliases[a.Model] == nil {
 			f.aliases[a.Model] = map[string]int{}
+			f.history[a.Model] = map[string][]schemas.AliasMove{}
+		}
+		f.history[a.Model][a.Alias] = append(f.history[a.Model][a.Alias], *a)
+		if a.Version == 0 {
+			// Version 0 clears the alias (e.g. a shadow that was rejected).
+			delete(f.aliases[a.Model], a.Alias)
+			f.mu.Unlock()
+			return
 		}
 		f.aliases[a.Model][a.Alias] = a.Version
 		mv := f.versions[a.Model][a.Version]

@@ -87,7 +87,10 @@ type TopicSpec struct {
 // Specs returns every topic with its partition count and configs: data
 // topics get `partitions` partitions (partitioned by user id); the registry
 // is one compacted partition so every reader sees versions and alias moves
-// in the order they were written; control topics get one partition each.
+// in the order they were written; control topics get one partition each;
+// the state changelog of the default feature group is compacted and
+// partitioned like the inputs (a stage with another group creates its own
+// at start, see ChangelogSpec).
 func (t Topics) Specs(partitions int32) []TopicSpec {
 	compact := "compact"
 	one := func(name string) TopicSpec { return TopicSpec{Name: name, Partitions: 1} }
@@ -97,6 +100,7 @@ func (t Topics) Specs(partitions int32) []TopicSpec {
 		data(t.Features), data(t.Predictions), data(t.Labels), data(t.DLQ),
 		one(t.Alerts), one(t.Retrain), one(t.RetrainPoison()),
 		{Name: t.Models, Partitions: 1, Configs: map[string]*string{"cleanup.policy": &compact}},
+		ChangelogSpec(DefaultFeaturesGroup, partitions),
 	}
 }
 

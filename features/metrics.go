@@ -1,6 +1,33 @@
 package features
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"math"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// watermarkGauge is the watermark gauge that also remembers its value, so
+// the watermark delay can be computed at scrape time against the wall clock.
+type watermarkGauge struct {
+	prometheus.Gauge
+	bits atomic.Uint64
+}
+
+func (g *watermarkGauge) Set(v float64) {
+	g.bits.Store(math.Float64bits(v))
+	g.Gauge.Set(v)
+}
+
+// delay is wall now minus the watermark in seconds, 0 before the first one.
+func (g *watermarkGauge) delay() float64 {
+	w := math.Float64frombits(g.bits.Load())
+	if w <= 0 {
+		return 0
+	}
+	return float64(time.Now().UnixMilli())/1000 - w
+}
 
 type metrics struct {
 	events      *prometheus.CounterVec
@@ -14,6 +41,12 @@ type metrics struct {
 	watermark   prometheus.Gauge
 	misrouted   prometheus.Counter
 	late        prometheus.Counter
+	stateFull   prometheus.Counter
+
+	txns           *prometheus.CounterVec
+	changelog      prometheus.Counter
+	restoreSeconds prometheus.Histogram
+	restoreRecords prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -44,9 +77,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "Wall time from the input record's broker timestamp to its prediction being produced.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
-		watermark: prometheus.NewGauge(prometheus.GaugeOpts{
+		watermark: &watermarkGauge{Gauge: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "driftline_features_watermark_seconds", Help: "Lowest watermark over assigned partitions at the last session sweep (event time, Unix seconds).",
-		}),
+		})},
 		misrouted: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "driftline_features_misrouted_total", Help: "Storefront records whose Kafka key is not their user_id (processed, but their user's state may be split).",
 		}),
@@ -54,6 +87,32 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "driftline_features_late_total", Help: "Records older than their partition's watermark (beyond the allowed lateness), sent to the DLQ with reason late.",
 		}),
 	}
+	m.stateFull = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "driftline_features_state_full_total", Help: "Records the window engine rejected because they needed a new key beyond the partition's key budget (max_keys), sent to the DLQ with reason state_full.",
+	})
+	reg.MustRegister(m.stateFull)
+	m.txns = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "driftline_features_transactions_total",
+		Help: "Batches ended, by outcome: committed; aborted (inputs rewound, state of the batch's partitions restored from the changelog); rebalance (aborted before any work because the group rebalanced).",
+	}, []string{"outcome"})
+	for _, o := range []string{"committed", "aborted", "rebalance"} {
+		m.txns.WithLabelValues(o)
+	}
+	m.changelog = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "driftline_features_changelog_records_total", Help: "State changelog records written: one per key changed in a batch (tombstones included) plus clock records.",
+	})
+	m.restoreSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "driftline_features_restore_seconds",
+		Help:    "Wall time of each state restore from the changelog (on assignment, after an aborted transaction).",
+		Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
+	})
+	m.restoreRecords = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "driftline_features_restore_records_total", Help: "Changelog records read while restoring state.",
+	})
+	reg.MustRegister(m.txns, m.changelog, m.restoreSeconds, m.restoreRecords)
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "driftline_features_watermark_delay_seconds", Help: "Wall clock minus the lowest watermark (0 before the first): how far event time lags behind now.",
+	}, m.watermark.(*watermarkGauge).delay))
 	reg.MustRegister(m.events, m.dlq, m.vectors, m.predictions, m.unscored, m.labels, m.modelInfo, m.latency, m.watermark, m.misrouted, m.late)
 	return m
 }

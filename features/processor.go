@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,15 +19,50 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/driftline/driftline/consumers"
+	"github.com/driftline/driftline/features/window"
 	"github.com/driftline/driftline/schemas"
 )
 
 // Config configures the feature stage.
 type Config struct {
 	// Group is the consumer group of the stage. Default "driftline-features".
+	// Its state changelog is the compacted topic driftline.state.<group>.
 	Group string `yaml:"group"`
-	// Spec is the model served. Default PurchasePropensity().
+	// TransactionalID identifies this process instance's transactional
+	// producer. Keep it stable across restarts of the same instance (a
+	// StatefulSet pod name, a systemd instance name): a restarted instance
+	// then fences its killed predecessor at once and aborts its open
+	// transaction. With a new ID the predecessor's open transaction holds
+	// back read_committed readers of the partitions it wrote (outputs and
+	// the state restore) until TransactionTimeout aborts it. Two live
+	// processes must never share one: the second fences the first.
+	// Default <group>-<hostname>-<pid>.
+	TransactionalID string `yaml:"transactional_id"`
+	// TransactionTimeout is how long the broker lets a transaction of a
+	// dead process stay open before aborting it. Default 10s.
+	TransactionTimeout time.Duration `yaml:"transaction_timeout"`
+	// SessionTimeout is the consumer group session timeout: how long a
+	// killed member keeps its partitions before the group moves them.
+	// Default 45s (the client's default).
+	SessionTimeout time.Duration `yaml:"session_timeout"`
+	// Spec is the model served. Default PurchasePropensity(). Its features
+	// are names of the feature definitions.
 	Spec Spec `yaml:"model"`
+	// FeaturesFile is a YAML file of feature definitions (docs/windows.md)
+	// computed by the window engine. Default: the embedded
+	// features/window/purchase_propensity.yaml, the first model's 15.
+	FeaturesFile string `yaml:"features_file"`
+	// MaxKeys bounds the keys (users plus sessions) the window engine holds
+	// per assigned partition: an event that needs a new key beyond it goes
+	// to the DLQ with reason state_full (driftline_window_full_rejections_total).
+	// Default 1,000,000.
+	MaxKeys int `yaml:"max_keys"`
+	// UserTTL and SessionTTL: the window engine drops a user or session
+	// idle for longer (event time, against the watermark); its lifetime
+	// features start again from empty if it comes back. Defaults 720h and
+	// 2h; SessionTTL must be at least SessionGap.
+	UserTTL    time.Duration `yaml:"user_ttl"`
+	SessionTTL time.Duration `yaml:"session_ttl"`
 	// AllowedLateness is subtracted from the event-time maximum to form the
 	// watermark. Default 1m.
 	AllowedLateness time.Duration `yaml:"allowed_lateness"`
@@ -39,17 +77,26 @@ type Config struct {
 	// input topic, so a purchase still unread never loses its positive
 	// label. Default 30s.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
-	// FlushTimeout bounds producing outputs and committing offsets, also at
-	// shutdown. Default 30s.
+	// FlushTimeout bounds ending a transaction (producing outputs and
+	// changelog records, committing offsets), also at shutdown. Default 30s.
 	FlushTimeout time.Duration `yaml:"flush_timeout"`
-	// CommitInterval is the most time between offset commits while
-	// running (outputs are always acknowledged first). Default 100ms.
-	CommitInterval time.Duration `yaml:"commit_interval"`
+	// RestoreTimeout bounds reading a partition's changelog. Default 5m.
+	RestoreTimeout time.Duration `yaml:"restore_timeout"`
 }
 
 func (c *Config) setDefaults() {
 	if c.Group == "" {
-		c.Group = "driftline-features"
+		c.Group = consumers.DefaultFeaturesGroup
+	}
+	if c.TransactionalID == "" {
+		host, _ := os.Hostname()
+		c.TransactionalID = fmt.Sprintf("%s-%s-%d", c.Group, host, os.Getpid())
+	}
+	if c.TransactionTimeout == 0 {
+		c.TransactionTimeout = 10 * time.Second
+	}
+	if c.SessionTimeout == 0 {
+		c.SessionTimeout = 45 * time.Second
 	}
 	if c.Spec.Name == "" {
 		c.Spec = PurchasePropensity()
@@ -60,6 +107,15 @@ func (c *Config) setDefaults() {
 	if c.SessionGap == 0 {
 		c.SessionGap = 30 * time.Minute
 	}
+	if c.MaxKeys == 0 {
+		c.MaxKeys = 1_000_000
+	}
+	if c.UserTTL == 0 {
+		c.UserTTL = 720 * time.Hour
+	}
+	if c.SessionTTL == 0 {
+		c.SessionTTL = 2 * time.Hour
+	}
 	if c.MaxRecordBytes == 0 {
 		c.MaxRecordBytes = 64 << 10
 	}
@@ -69,8 +125,8 @@ func (c *Config) setDefaults() {
 	if c.FlushTimeout == 0 {
 		c.FlushTimeout = 30 * time.Second
 	}
-	if c.CommitInterval == 0 {
-		c.CommitInterval = 100 * time.Millisecond
+	if c.RestoreTimeout == 0 {
+		c.RestoreTimeout = 5 * time.Minute
 	}
 }
 
@@ -79,7 +135,41 @@ func (c *Config) Validate() error {
 	if c.AllowedLateness < 0 {
 		return fmt.Errorf("features: allowed_lateness must be >= 0, got %s", c.AllowedLateness)
 	}
+	if c.TransactionTimeout < time.Second {
+		return fmt.Errorf("features: transaction_timeout must be >= 1s, got %s", c.TransactionTimeout)
+	}
+	if c.MaxKeys < 2 {
+		return fmt.Errorf("features: max_keys must be >= 2 (a user and a session), got %d", c.MaxKeys)
+	}
+	if c.UserTTL <= 0 || c.SessionTTL <= 0 {
+		return fmt.Errorf("features: user_ttl and session_ttl must be > 0, got %s and %s", c.UserTTL, c.SessionTTL)
+	}
+	if c.SessionTTL < c.SessionGap {
+		return fmt.Errorf("features: session_ttl (%s) must be >= session_gap (%s): a session's features would expire while it is open", c.SessionTTL, c.SessionGap)
+	}
 	return c.Spec.Validate()
+}
+
+// definitions loads the feature definitions and checks that they hold
+// every feature of the model.
+func (c *Config) definitions() (*window.Definitions, error) {
+	defs := window.PurchasePropensity()
+	if c.FeaturesFile != "" {
+		var err error
+		if defs, err = window.Load(c.FeaturesFile); err != nil {
+			return nil, err
+		}
+	}
+	for _, f := range c.Spec.Features {
+		if defs.Index(f) < 0 {
+			src := "the embedded purchase_propensity.yaml"
+			if c.FeaturesFile != "" {
+				src = c.FeaturesFile
+			}
+			return nil, fmt.Errorf("model spec %s: feature %q is not defined in %s (defined: %v)", c.Spec.Name, f, src, defs.Names())
+		}
+	}
+	return defs, nil
 }
 
 // Processor is the running feature stage.
@@ -98,14 +188,22 @@ type Processor struct {
 	// label counters, by outcome
 	positives, negatives prometheus.Counter
 	now                  func() time.Time
-	idx                  []int // spec feature i -> catalog index
+	engCfg               window.Config   // one engine per partition
+	winM                 *window.Metrics // shared by the engines
+	idx                  []int           // spec feature i -> definition index
 	out                  []*kgo.Record
 	event                schemas.Event
-	vals                 [numCatalog]float64
+	vals                 []float64 // a vector of every definition
 
 	warnedCold   bool
 	warnedKeying bool
-	committed    time.Time // last offset commit
+
+	// mu guards parts against the group's callbacks (which run only
+	// between batches: the client blocks rebalances while a batch is
+	// handled) and is held while a batch is handled.
+	mu        sync.Mutex
+	changelog changelogWriter
+	rebalance bool // partitions were revoked or lost since the last batch
 }
 
 // New builds the stage. feed must be run by the caller.
@@ -123,10 +221,24 @@ func New(cfg Config, kafka consumers.KafkaConfig, feed *consumers.ModelFeed, log
 		scorer: NewScorer(cfg.Spec),
 		parts:  map[int32]*partState{},
 	}
+	defs, err := cfg.definitions()
+	if err != nil {
+		return nil, err
+	}
+	p.engCfg = window.Config{Definitions: defs, AllowedLateness: cfg.AllowedLateness, UserTTL: cfg.UserTTL,
+		SessionTTL: cfg.SessionTTL, MaxKeys: cfg.MaxKeys, CallerWatermark: true}
+	eng, err := window.New(p.engCfg, p.log, nil)
+	if err != nil {
+		return nil, fmt.Errorf("cannot create window engine: %w", err)
+	}
+	p.winM = window.NewMetrics(reg)
+	p.vals = make([]float64, defs.Len())
+	p.log.Debug("feature definitions loaded", "name", defs.Name, "features", defs.Len(), "file", cfg.FeaturesFile, "engine", eng.String())
+	p.changelog.topic = consumers.ChangelogTopic(cfg.Group)
 	p.dec.MaxBytes = cfg.MaxRecordBytes
 	p.dec.Topics = schemas.InputTopics{Clickstream: kafka.Topics.Clickstream, Cart: kafka.Topics.Cart, Transactions: kafka.Topics.Transactions}
 	for _, f := range cfg.Spec.Features {
-		p.idx = append(p.idx, catalogIndex(f))
+		p.idx = append(p.idx, defs.Index(f))
 	}
 	p.inputs = map[string]int{}
 	p.now = time.Now
@@ -157,15 +269,20 @@ func (p *Processor) swap(v *schemas.ModelVersion) {
 	p.log.Info("champion swapped", "model", v.Model, "from_version", old, "to_version", v.Version)
 }
 
-// Run consumes the storefront topics until ctx ends. Shutdown order: stop
-// fetching, flush produced records, commit offsets, leave the group.
+// Run consumes the storefront topics until ctx ends, exactly once: each
+// polled batch is one Kafka transaction holding its features, predictions,
+// labels, dead letters, state changelog records and input offsets. A
+// partition's state is restored from its changelog before its first input is
+// handled (after an assignment, and after an aborted transaction rewound the
+// inputs). Shutdown order: stop fetching, end the last transaction (bounded
+// by FlushTimeout even when ctx is done), leave the group.
 func (p *Processor) Run(ctx context.Context) error {
 	select {
 	case <-p.feed.Ready():
 	case <-ctx.Done():
 		return nil
 	}
-	cl, err := kgo.NewClient(p.kafka.Opts(p.log,
+	sess, err := kgo.NewGroupTransactSession(p.kafka.Opts(p.log,
 		kgo.ConsumerGroup(p.cfg.Group),
 		kgo.ConsumeTopics(p.kafka.Topics.Inputs()...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -175,14 +292,23 @@ func (p *Processor) Run(ctx context.Context) error {
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.OnPartitionsRevoked(p.revoke),
-		kgo.OnPartitionsLost(p.dropPartitions),
+		kgo.OnPartitionsLost(p.revoke),
+		kgo.SessionTimeout(p.cfg.SessionTimeout),
 		kgo.FetchMaxWait(100*time.Millisecond),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.RequireStableFetchOffsets(),
+		kgo.TransactionalID(p.cfg.TransactionalID),
+		kgo.TransactionTimeout(p.cfg.TransactionTimeout),
+		kgo.RecordPartitioner(consumers.ChangelogPartitioner(p.changelog.topic)),
 	)...)
 	if err != nil {
 		return fmt.Errorf("cannot create features client: %w", err)
 	}
-	defer cl.Close()
-	if err := p.checkCoPartitioned(ctx, cl); err != nil {
+	defer sess.Close()
+	if err := p.checkCoPartitioned(ctx, sess.Client()); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while starting: a clean shutdown, not a failure
+		}
 		return err
 	}
 	if v := p.feed.Champion(p.cfg.Spec.Name); v != nil {
@@ -191,21 +317,33 @@ func (p *Processor) Run(ctx context.Context) error {
 	if p.scorer.Version() == 0 {
 		p.coldStart(true)
 	}
+	p.log.Info("feature stage running exactly-once", "group", p.cfg.Group, "transactional_id", p.cfg.TransactionalID, "changelog", p.changelog.topic)
+	touched := map[int32]bool{}
 	for {
-		fetches := cl.PollRecords(ctx, 10000)
+		fetches := sess.PollRecords(ctx, 10000)
+		if fetches.IsClientClosed() {
+			return nil
+		}
 		fetches.EachError(func(t string, part int32, err error) {
 			if !errors.Is(err, context.Canceled) {
 				p.log.Warn("fetch failed", "topic", t, "partition", part, "err", err)
 			}
 		})
-		// Records returned are handled even when shutdown has begun: their
-		// offsets are already queued for the commit below.
-		fetches.EachRecord(p.handle)
 		done := ctx.Err() != nil
-		err := p.flushAndCommit(ctx, cl, done)
-		cl.AllowRebalance()
+		if fetches.NumRecords() == 0 {
+			sess.AllowRebalance()
+			if done {
+				return nil
+			}
+			continue
+		}
+		committed, err := p.transact(ctx, sess, fetches, touched)
+		sess.AllowRebalance()
 		if err != nil {
 			return err
+		}
+		if !committed && done {
+			p.log.Warn("the last transaction before shutdown was aborted: its inputs will be handled again after a restart")
 		}
 		if done {
 			return nil
@@ -213,40 +351,143 @@ func (p *Processor) Run(ctx context.Context) error {
 	}
 }
 
-// flushAndCommit produces every queued output and only then commits the
-// input offsets: at most every CommitInterval, and always when force is set
-// (shutdown) and when partitions are revoked (see revoke), so the commit
-// round trip stays off most poll cycles. It runs to completion (bounded by
-// FlushTimeout) even when ctx is done, so a SIGTERM never commits an input
-// whose outputs were not acknowledged; if producing fails, nothing is
-// committed and the inputs are read again after a restart.
-func (p *Processor) flushAndCommit(ctx context.Context, cl *kgo.Client, force bool) error {
+// transact handles one polled batch in one transaction and reports whether
+// it committed. When it did not, the inputs are rewound to the last
+// committed offsets, so the state of every partition the batch touched is
+// dropped: it is restored from the changelog, as committed with those
+// offsets, before the inputs are handled again.
+func (p *Processor) transact(ctx context.Context, sess *kgo.GroupTransactSession, fetches kgo.Fetches, touched map[int32]bool) (bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.FlushTimeout)
 	defer cancel()
-	if len(p.out) > 0 {
-		results := cl.ProduceSync(wctx, p.out...)
-		clear(p.out)
-		p.out = p.out[:0]
-		if err := results.FirstErr(); err != nil {
-			return fmt.Errorf("cannot produce feature stage outputs (input offsets not committed; they will be read again): %w", err)
+	if err := sess.Begin(); err != nil {
+		return false, fmt.Errorf("cannot begin transaction: %w", err)
+	}
+	if p.rebalance {
+		// The group rebalanced since the last transaction: the session
+		// aborts the first transaction after a revoke whatever it holds,
+		// so abort this one before doing any work (its inputs are
+		// rewound and fetched again).
+		p.rebalance = false
+		if _, err := sess.End(wctx, kgo.TryAbort); err != nil {
+			return false, fmt.Errorf("cannot abort transaction after a rebalance: %w", err)
+		}
+		p.m.txns.WithLabelValues("rebalance").Inc()
+		return false, nil
+	}
+	clear(touched)
+	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+		if len(fp.Records) > 0 {
+			touched[fp.Partition] = true
+		}
+	})
+	if err := p.restoreMissing(wctx, touched, "assigned"); err != nil {
+		_, _ = sess.End(wctx, kgo.TryAbort)
+		return false, err
+	}
+	fetches.EachRecord(p.handle)
+	p.out = p.flushChangelog(p.out)
+	e := kgo.AbortingFirstErrPromise(sess.Client())
+	for _, r := range p.out {
+		sess.Produce(wctx, r, e.Promise())
+	}
+	produceErr := e.Err()
+	endStart := time.Now()
+	committed, err := sess.End(wctx, kgo.TransactionEndTry(produceErr == nil))
+	p.log.Debug("transaction ended", "committed", committed, "records", len(p.out), "end_seconds", time.Since(endStart).Seconds())
+	clear(p.out)
+	p.out = p.out[:0]
+	p.changelog.reset()
+	if committed {
+		p.m.txns.WithLabelValues("committed").Inc()
+		return true, nil
+	}
+	p.m.txns.WithLabelValues("aborted").Inc()
+	for part := range touched {
+		delete(p.parts, part)
+	}
+	if err != nil {
+		return false, fmt.Errorf("cannot end transaction (state of partitions %v dropped; restored from the changelog after a restart): %w", slices.Sorted(maps.Keys(touched)), err)
+	}
+	p.log.Warn("transaction aborted: inputs rewound to the last commit, state of the batch's partitions dropped and restored from the changelog before they are handled again",
+		"partitions", slices.Sorted(maps.Keys(touched)), "produce_err", produceErr)
+	return false, nil
+}
+
+// flushChangelog appends the changelog records of every partition's dirty
+// keys to out.
+func (p *Processor) flushChangelog(out []*kgo.Record) []*kgo.Record {
+	n := p.changelog.n
+	for part, ps := range p.parts {
+		out = ps.flush(part, &p.changelog, out)
+	}
+	p.m.changelog.Add(float64(p.changelog.n - n))
+	return out
+}
+
+// restoreMissing restores from the changelog the state of every partition
+// in parts that has none in memory.
+func (p *Processor) restoreMissing(ctx context.Context, parts map[int32]bool, reason string) error {
+	var missing []int32
+	for part := range parts {
+		if p.parts[part] == nil {
+			missing = append(missing, part)
 		}
 	}
-	if !force && time.Since(p.committed) < p.cfg.CommitInterval {
+	if len(missing) == 0 {
 		return nil
 	}
-	if err := cl.CommitUncommittedOffsets(wctx); err != nil {
-		return fmt.Errorf("cannot commit input offsets: %w", err)
+	slices.Sort(missing)
+	rctx, cancel := context.WithTimeout(ctx, p.cfg.RestoreTimeout)
+	defer cancel()
+	start := time.Now()
+	states := map[int32]*restoring{}
+	for _, part := range missing {
+		states[part] = newRestoring()
 	}
-	p.committed = time.Now()
+	var firstErr error
+	st, err := consumers.ReadChangelog(rctx, p.kafka, p.log, p.changelog.topic, missing, func(r *kgo.Record) {
+		if err := states[r.Partition].apply(r.Key, r.Value); err != nil && firstErr == nil {
+			firstErr = err
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("cannot restore feature state of partitions %v: %w", missing, err)
+	}
+	now := p.now()
+	keys, bad := 0, 0
+	for part, rs := range states {
+		ps, err := rs.finish(now, p.engine())
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
+		p.parts[part] = ps
+		ks := ps.eng.Stats().Keys
+		keys += len(ps.sessions) + len(ps.queue) + ks[window.User] + ks[window.Session]
+		bad += rs.bad
+	}
+	took := time.Since(start)
+	p.m.restoreSeconds.Observe(took.Seconds())
+	p.m.restoreRecords.Add(float64(st.Records))
+	p.log.Info("state restored from changelog", "partitions", missing, "reason", reason, "records", st.Records, "bytes", st.Bytes,
+		"keys", keys, "seconds", took.Seconds())
+	if bad > 0 {
+		p.log.Error("changelog records could not be restored and were skipped", "count", bad, "first_err", firstErr)
+	}
 	return nil
 }
 
 // checkCoPartitioned refuses to start when the input topics have different
 // partition counts: a user's events would then meet in different states and
-// purchases would never find their carts.
+// purchases would never find their carts. It also creates the changelog
+// when it is missing, with the inputs' partition count, and refuses a
+// changelog partitioned otherwise (the state of input partition N lives in
+// changelog partition N).
 func (p *Processor) checkCoPartitioned(ctx context.Context, cl *kgo.Client) error {
 	inputs := p.kafka.Topics.Inputs()
-	td, err := kadm.NewClient(cl).ListTopics(ctx, inputs...)
+	adm := kadm.NewClient(cl)
+	td, err := adm.ListTopics(ctx, inputs...)
 	if err != nil {
 		return fmt.Errorf("cannot describe input topics: %w", err)
 	}
@@ -267,22 +508,27 @@ func (p *Processor) checkCoPartitioned(ctx context.Context, cl *kgo.Client) erro
 	if !same {
 		return fmt.Errorf("cannot run the feature stage: input topics must have the same partition count (%s)", strings.Join(counts, ", "))
 	}
+	if err := consumers.Provision(ctx, adm, []consumers.TopicSpec{consumers.ChangelogSpec(p.cfg.Group, int32(n))}); err != nil {
+		return fmt.Errorf("cannot create state changelog: %w", err)
+	}
+	cd, err := adm.ListTopics(ctx, p.changelog.topic)
+	if err != nil {
+		return fmt.Errorf("cannot describe state changelog %s: %w", p.changelog.topic, err)
+	}
+	if d := cd[p.changelog.topic]; d.Err != nil || len(d.Partitions) != n {
+		return fmt.Errorf("cannot run the feature stage: state changelog %s must have the inputs' %d partitions, has %d (err %v)", p.changelog.topic, n, len(d.Partitions), d.Err)
+	}
 	return nil
 }
 
-// revoke runs inside AllowRebalance, after the cycle's outputs were
-// acknowledged: commit what was processed before the partitions move, then
-// drop their state.
-func (p *Processor) revoke(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
-	if err := cl.CommitUncommittedOffsets(ctx); err != nil {
-		p.log.Warn("cannot commit offsets of revoked partitions; their tail will be processed again", "err", err)
-	}
-	p.committed = time.Now()
-	p.dropPartitions(ctx, cl, revoked)
-}
-
-func (p *Processor) dropPartitions(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
-	for _, parts := range lost {
+// revoke drops the state of partitions that moved to another member (their
+// last transaction committed it to the changelog, where the new owner reads
+// it) or were lost.
+func (p *Processor) revoke(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.rebalance = true
+	for _, parts := range revoked {
 		for _, part := range parts {
 			delete(p.parts, part)
 		}
@@ -327,22 +573,18 @@ func (p *Processor) handle(r *kgo.Record) {
 	now := p.now()
 	ps := p.parts[r.Partition]
 	if ps == nil {
-		ps = newPartState(now)
+		ps = newPartState(now, p.engine())
 		p.parts[r.Partition] = ps
 	}
-	if wm := ps.watermark(now, p.cfg.AllowedLateness.Milliseconds(), p.cfg.IdleTimeout); e.TimeMillis < wm {
-		// Its windows and labels are already decided: applying it now
-		// would change history. Kept, with the reason, not applied.
-		reason := fmt.Sprintf("late: ts %s is before the partition's watermark %s (allowed lateness %s)",
-			time.UnixMilli(e.TimeMillis).UTC().Format(time.RFC3339Nano), time.UnixMilli(wm).UTC().Format(time.RFC3339Nano), p.cfg.AllowedLateness)
-		p.out = append(p.out, consumers.DeadLetter(p.kafka.Topics.DLQ, r, "ts", reason))
-		p.m.late.Inc()
+	ps.eng.Advance(ps.watermark(now, p.cfg.AllowedLateness.Milliseconds(), p.cfg.IdleTimeout))
+	if err := ps.eng.Update(e); err != nil {
+		p.reject(r, e, ps, err)
 		return
 	}
 	ps.observe(ti, e.TimeMillis, now)
 	s := ps.apply(e)
 	if e.Type == schemas.Purchase {
-		p.resolvePurchase(s, e.TimeMillis)
+		p.resolvePurchase(ps, s, e.TimeMillis)
 	}
 	if p.cfg.Spec.triggers(e.Type) {
 		p.trigger(ps, s, e, r.Timestamp)
@@ -350,10 +592,44 @@ func (p *Processor) handle(r *kgo.Record) {
 	p.expire(ps, now)
 }
 
+// engine returns a fresh window engine for a partition. Its config was
+// validated by New, so it cannot fail.
+func (p *Processor) engine() *window.Engine {
+	eng, err := window.New(p.engCfg, p.log, p.winM)
+	if err != nil {
+		panic("features: window engine config validated in New failed: " + err.Error())
+	}
+	return eng
+}
+
+// reject dead-letters an event the window engine did not apply: late (its
+// windows and labels are already decided: applying it now would change
+// history) or beyond the key budget (no value is ever computed from a
+// silently evicted key). Kept, with the reason, never silently dropped.
+func (p *Processor) reject(r *kgo.Record, e *schemas.Event, ps *partState, err error) {
+	field, reason := "type", err.Error()
+	switch {
+	case errors.Is(err, window.ErrLate):
+		field = "ts"
+		reason = fmt.Sprintf("late: ts %s is before the partition's watermark %s (allowed lateness %s)",
+			time.UnixMilli(e.TimeMillis).UTC().Format(time.RFC3339Nano), time.UnixMilli(ps.eng.Watermark()).UTC().Format(time.RFC3339Nano), p.cfg.AllowedLateness)
+		p.m.late.Inc()
+	case errors.Is(err, window.ErrFull):
+		field = "state"
+		reason = fmt.Sprintf("state_full: user %q or session %q would be a new key beyond the partition's budget (max_keys %d); keys come back into it as they expire",
+			e.UserID, e.SessionID, p.cfg.MaxKeys)
+		p.m.stateFull.Inc()
+	}
+	p.out = append(p.out, consumers.DeadLetter(p.kafka.Topics.DLQ, r, field, reason))
+	if field != "ts" {
+		p.m.dlq.WithLabelValues(field).Inc() // late records are counted by driftline_features_late_total alone, as before
+	}
+}
+
 // trigger builds, scores and emits the vector of a trigger event and
 // leaves it pending for its label.
 func (p *Processor) trigger(ps *partState, s *session, e *schemas.Event, produced time.Time) {
-	ps.compute(e, s, &p.vals)
+	ps.eng.Vector(e, p.vals)
 	values := make([]float64, len(p.idx))
 	for i, ci := range p.idx {
 		values[i] = p.vals[ci]
@@ -395,16 +671,18 @@ func (p *Processor) trigger(ps *partState, s *session, e *schemas.Event, produce
 	}
 	s.pending = append(s.pending, pl)
 	heap.Push(&ps.queue, pl)
+	ps.dirty.pendingLabel(pl)
 }
 
 // resolvePurchase labels positive every pending vector of the session whose
 // horizon covers the purchase.
-func (p *Processor) resolvePurchase(s *session, ms int64) {
+func (p *Processor) resolvePurchase(ps *partState, s *session, ms int64) {
 	h := p.cfg.Spec.Horizon.Milliseconds()
 	kept := s.pending[:0]
 	for _, pl := range s.pending {
 		if t := pl.atMs; ms >= t && ms <= t+h {
 			p.label(pl, schemas.LabelReasonPurchase, ms)
+			ps.dirty.pendingLabel(pl)
 			continue
 		}
 		kept = append(kept, pl)
@@ -416,7 +694,8 @@ func (p *Processor) resolvePurchase(s *session, ms int64) {
 // expire labels negative the vectors whose horizon the watermark has
 // passed, and drops closed sessions.
 func (p *Processor) expire(ps *partState, now time.Time) {
-	wm := ps.watermark(now, p.cfg.AllowedLateness.Milliseconds(), p.cfg.IdleTimeout)
+	ps.eng.Advance(ps.watermark(now, p.cfg.AllowedLateness.Milliseconds(), p.cfg.IdleTimeout))
+	wm := max(0, ps.eng.Watermark()) // never goes back, unlike the input clocks' minimum
 	h := p.cfg.Spec.Horizon.Milliseconds()
 	for len(ps.queue) > 0 && ps.queue[0].atMs+h < wm {
 		pl := heap.Pop(&ps.queue).(*pendingLabel)
@@ -424,6 +703,7 @@ func (p *Processor) expire(ps *partState, now time.Time) {
 			continue // labelled positive already
 		}
 		p.label(pl, schemas.LabelReasonHorizon, wm)
+		ps.dirty.pendingLabel(pl)
 		s := pl.sess
 		if i := slices.Index(s.pending, pl); i >= 0 {
 			s.pending = slices.Delete(s.pending, i, i+1)
@@ -439,6 +719,8 @@ func (p *Processor) expire(ps *partState, now time.Time) {
 	for id, s := range ps.sessions {
 		if len(s.pending) == 0 && s.lastMillis+gap+h < wm {
 			delete(ps.sessions, id)
+			s.flags |= flagDeleted
+			ps.dirty.session(s)
 		}
 	}
 }
@@ -489,10 +771,12 @@ func (p *Processor) emit(topic string, key []byte, ts time.Time, v any) {
 // directly; it is not safe to call while Run is running.
 func (p *Processor) Process(r *kgo.Record) { p.handle(r) }
 
-// TakeOutputs returns the records queued since the last call and forgets
-// them.
+// TakeOutputs returns the records queued since the last call, followed by
+// the changelog records of the state they changed (one per changed key, as
+// Run writes at the end of a batch), and forgets them.
 func (p *Processor) TakeOutputs() []*kgo.Record {
-	out := p.out
+	out := p.flushChangelog(p.out)
+	p.changelog.detach()
 	p.out = nil
 	return out
 }

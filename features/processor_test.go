@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -220,13 +221,17 @@ func TestBadInputGoesToDLQWithReason(t *testing.T) {
 	}
 }
 
+// neverPurchasedHours is hours_since_last_purchase for a user with none
+// (default and max_value in purchase_propensity.yaml).
+const neverPurchasedHours = 720
+
 func TestScorerRefusesMismatchedModel(t *testing.T) {
 	sc := NewScorer(PurchasePropensity())
 	v := &schemas.ModelVersion{Model: "purchase_propensity", Version: 1, Features: []string{"session_events"}, Weights: []float64{1}, Mean: []float64{0}, Std: []float64{1}}
 	if err := sc.Swap(v); err == nil {
 		t.Fatal("a version with other features must be refused")
 	}
-	if _, _, ok := sc.Score(make([]float64, len(Catalog()))); ok {
+	if _, _, ok := sc.Score(make([]float64, len(PurchasePropensity().Features))); ok {
 		t.Fatal("nothing must be served after a refused swap")
 	}
 }
@@ -325,5 +330,115 @@ func TestLateEventGoesToDLQ(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(s.p.m.late); got != 1 {
 		t.Errorf("late counter = %g, want 1", got)
+	}
+}
+
+// TestLaggingTransactionsTopicKeepsPositiveLabels: the stage drives the
+// window engine with its own watermark (the minimum over the input topics),
+// not the engine's (the maximum minus the lateness), so a purchase read
+// long after carts and clicks moved ahead is applied, not rejected as late,
+// and labels its cart event positive.
+func TestLaggingTransactionsTopicKeepsPositiveLabels(t *testing.T) {
+	s := newStage(t, true)
+	s.send(schemas.AddToCart, 0, "a", cartItem)
+	s.send(schemas.PageView, 2*time.Hour, "z", "")
+	s.send(schemas.AddToCart, 2*time.Hour, "z", cartItem)
+	s.send(schemas.Purchase, 10*time.Minute, "a", `,"order_id":"o1","amount":40,"currency":"EUR"`)
+	if dlq := s.out(schemas.TopicDLQ); len(dlq) != 0 {
+		t.Fatalf("the lagging topic's purchase was dead-lettered: %s", consumers.Header(dlq[0], schemas.HeaderReason))
+	}
+	labels := decodeAll[schemas.Label](t, s.out(schemas.TopicLabels))
+	if len(labels) != 1 || labels[0].SessionID != "a" || labels[0].Label != 1 {
+		t.Fatalf("want a's positive label, got %+v", labels)
+	}
+	// The user's features saw it: the next session's vector counts it.
+	s.send(schemas.AddToCart, 2*time.Hour+time.Minute, "b", cartItem)
+	vecs := decodeAll[schemas.FeatureVector](t, s.out(schemas.TopicFeatures))
+	if got := vecs[len(vecs)-1].Values[slices.Index(s.p.cfg.Spec.Features, "user_purchases")]; got != 1 {
+		t.Errorf("user_purchases after the purchase = %g, want 1", got)
+	}
+}
+
+// TestKeyBudgetRejectsToDLQ: an event that needs a new key beyond max_keys
+// is dead-lettered with reason state_full and counted, never dropped
+// silently; known keys go on.
+func TestKeyBudgetRejectsToDLQ(t *testing.T) {
+	kcfg := consumers.KafkaConfig{Brokers: []string{"unused:9092"}}
+	kcfg.SetDefaults()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	reg := prometheus.NewRegistry()
+	p, err := New(Config{MaxKeys: 3}, kcfg, consumers.NewModelFeed(kcfg, log), log, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &stage{t: t, p: p}
+	s.send(schemas.AddToCart, 0, "s1", cartItem)             // u1 + s1: 2 keys
+	s.send(schemas.AddToCart, time.Second, "s2", cartItem)   // s2: the 3rd key
+	s.send(schemas.AddToCart, 2*time.Second, "s3", cartItem) // s3: a 4th key, beyond the budget
+	s.send(schemas.AddToCart, 3*time.Second, "s1", cartItem) // known keys
+	if n := len(s.out(schemas.TopicFeatures)); n != 3 {
+		t.Errorf("%d vectors, want 3 (s1 twice, s2)", n)
+	}
+	dlq := s.out(schemas.TopicDLQ)
+	if len(dlq) != 1 || consumers.Header(dlq[0], schemas.HeaderField) != "state" || !strings.HasPrefix(consumers.Header(dlq[0], schemas.HeaderReason), "state_full: ") {
+		t.Fatalf("want s3's event dead-lettered with reason state_full, got %d records", len(dlq))
+	}
+	if !strings.Contains(string(dlq[0].Value), `"session_id":"s3"`) {
+		t.Errorf("DLQ value %s, want s3's original record", dlq[0].Value)
+	}
+	if got := testutil.ToFloat64(p.m.stateFull); got != 1 {
+		t.Errorf("driftline_features_state_full_total = %g, want 1", got)
+	}
+	if got := testutil.ToFloat64(p.m.dlq.WithLabelValues("state")); got != 1 {
+		t.Errorf("driftline_features_dlq_total{field=state} = %g, want 1", got)
+	}
+	if n, err := testutil.GatherAndCount(reg, "driftline_window_full_rejections_total"); err != nil || n != 1 {
+		t.Errorf("window engine metrics not registered: %d series, %v", n, err)
+	}
+}
+
+// TestFeaturesFile: an operator's YAML replaces the embedded definitions;
+// a model feature it does not define is refused at start with its name.
+func TestFeaturesFile(t *testing.T) {
+	dir := t.TempDir()
+	path := dir + "/f.yaml"
+	yaml := `name: mine
+features:
+  - name: cart_adds_5m
+    entity: session
+    events: [add_to_cart]
+    aggregation: count
+    window: {kind: tumbling, size: 5m}
+  - name: max_price
+    entity: user
+    events: [add_to_cart, product_view]
+    value: price
+    aggregation: max
+`
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	kcfg := consumers.KafkaConfig{Brokers: []string{"unused:9092"}}
+	kcfg.SetDefaults()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	feed := consumers.NewModelFeed(kcfg, log)
+	if _, err := New(Config{FeaturesFile: path}, kcfg, feed, log, prometheus.NewRegistry()); err == nil || !strings.Contains(err.Error(), `feature "session_events" is not defined in `+path) {
+		t.Fatalf("default model over a file without its features: err %v", err)
+	}
+	spec := Spec{Name: "mine", Triggers: []string{schemas.AddToCart}, Horizon: time.Hour, Features: []string{"max_price", "cart_adds_5m"}}
+	p, err := New(Config{FeaturesFile: path, Spec: spec}, kcfg, feed, log, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &stage{t: t, p: p}
+	s.send(schemas.ProductView, 0, "s1", `,"product_id":"p1","price":90`)
+	s.send(schemas.AddToCart, time.Minute, "s1", cartItem)
+	s.send(schemas.AddToCart, 6*time.Minute, "s1", cartItem)
+	vecs := decodeAll[schemas.FeatureVector](t, s.out(schemas.TopicFeatures))
+	if len(vecs) != 2 || !slices.Equal(vecs[0].Values, []float64{90, 1}) || !slices.Equal(vecs[1].Values, []float64{90, 1}) {
+		t.Fatalf("vectors %+v, want [90 1] twice (a new 5-minute window at minute 6)", vecs)
+	}
+	if _, err := New(Config{FeaturesFile: dir + "/missing.yaml", Spec: spec}, kcfg, feed, log, prometheus.NewRegistry()); err == nil {
+		t.Fatal("a missing features file must be refused")
 	}
 }

@@ -33,7 +33,7 @@ func TestSwapIsAtomicUnderLoad(t *testing.T) {
 	if err := sc.Swap(constant(1, 0.1)); err != nil {
 		t.Fatal(err)
 	}
-	x := make([]float64, len(Catalog()))
+	x := make([]float64, len(PurchasePropensity().Features))
 	var stop atomic.Bool
 	var scored atomic.Int64
 	var wg sync.WaitGroup

@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/driftline/driftline/features/window"
 	"github.com/driftline/driftline/schemas"
 )
 
 // Spec describes one model the stage serves: which events trigger a
-// vector, which features it holds (names from Catalog), and the horizon
+// vector, which features it holds (names of the feature definitions:
+// features/window/purchase_propensity.yaml or Config.FeaturesFile), and the horizon
 // within which a purchase of the session makes the label positive.
 type Spec struct {
 	Name     string        `yaml:"name"`
@@ -24,7 +26,7 @@ func PurchasePropensity() Spec {
 		Name:     "purchase_propensity",
 		Triggers: []string{schemas.AddToCart, schemas.CheckoutStart},
 		Horizon:  30 * time.Minute,
-		Features: Catalog(),
+		Features: window.PurchasePropensity().Names(),
 	}
 }
 
@@ -47,12 +49,14 @@ func (s *Spec) Validate() error {
 	if len(s.Features) == 0 {
 		return fmt.Errorf("model spec %s: at least one feature is required", s.Name)
 	}
+	seen := map[string]bool{}
 	for _, f := range s.Features {
-		if catalogIndex(f) < 0 {
-			return fmt.Errorf("model spec %s: unknown feature %q (known: %v)", s.Name, f, Catalog())
+		if seen[f] {
+			return fmt.Errorf("model spec %s: feature %q listed twice", s.Name, f)
 		}
+		seen[f] = true
 	}
-	return nil
+	return nil // the names are checked against the feature definitions by New
 }
 
 func (s *Spec) triggers(eventType string) bool {

@@ -1,24 +1,43 @@
-// Package monitors watches a served model online: data drift of every
-// feature against the reference profile stored with the champion version,
-// and accuracy once delayed labels arrive. A breach that holds publishes an
-// alert to driftline.alerts and a retrain request to driftline.retrain, with
-// a cooldown so one shift produces one retrain.
+// Package monitors watches a served model online and offline: data drift of
+// every feature and of the score against the reference profile stored with
+// the champion version, accuracy once delayed labels arrive, change
+// detectors on the error stream, all of it also per segment, and an alert
+// policy that turns findings into alerts people can trust and into retrain
+// requests the trainers act on.
 //
-// Online today (monitor.go): PSI per feature and on the score over
-// count-based sliding windows; rolling ROC AUC and log loss over the
-// champion's latest labels; incidents with consecutive-breach confirmation
-// and a cooldown.
+// Online (the monitor role, monitor.go and the files beside it):
 //
-// Built and verified, not yet wired into the Monitor (issue 4): the drift
-// statistics of drift.go (KS with p-value, Jensen-Shannon, Wasserstein and
-// its Evidently normalisation, chi-square with p-value), checked against
-// SciPy values in testdata/drift, and the change detectors of detectors.go
-// (ADWIN, Page-Hinkley, DDM), ported from River and checked against River's
-// published detection indices. They are pure functions and types so the
-// Monitor can adopt them without changing its plumbing. Note for that work:
-// with River's defaults DDM false-alarms often on stationary streams and
-// Page-Hinkley's threshold suits low-variance inputs only (see
-// detectors_test.go for the measured rates).
+//   - column.go: a count-based sliding window per feature against its
+//     reference: bin counts (PSI, Jensen–Shannon, chi-square with p-value)
+//     and counts over the reference's DDSketch buckets (KS with p-value,
+//     normalised Wasserstein), each updated in O(log bins) per value and
+//     evaluated in one pass over the buckets. The method per feature is
+//     Evidently's default choice (by feature type and reference size),
+//     overridable per feature; online distance thresholds are stricter than
+//     Evidently's batch ones (measured: docs/monitors.md).
+//   - accuracy: rolling ROC AUC, log loss, Brier, expected calibration
+//     error, precision and recall at the decision threshold over the
+//     champion's latest labels (internal/accuracy), label lag as a
+//     histogram.
+//   - errors.go: ADWIN and Page-Hinkley (DDM opt-in) on the per-label error.
+//   - segments.go: the same per value of device, country and referrer, with
+//     a minimum sample size, and fairness alerts for a segment whose AUC
+//     falls a gap below the overall.
+//   - policy.go: per dedup key a breach must hold for N evaluations, fires
+//     once, resolves (with hysteresis) when it clears, fires again as a new
+//     incident if it still holds a cooldown later; Bonferroni over the
+//     p-values of features x segments; one retrain request per incident with
+//     an idempotency key, a cooldown per champion and a budget per hour.
+//   - webhook.go: an optional forwarder of driftline.alerts to a
+//     Slack-compatible webhook, with retry.
+//
+// Offline (offline.go, drift.go): `driftline drift` compares two JSON-lines
+// files with the statistics of drift.go, each checked against SciPy
+// (testdata/drift). detectors.go holds the River ports.
+//
+// The Monitor's state is owned by its Run goroutine; only the champion the
+// registry feed announces crosses goroutines (an atomic pointer). It keeps
+// constant memory per feature and segment and refills after a restart.
 //
 // The package must not import features or trainers: it reads their records
 // from topics.

@@ -1624,7 +1624,7 @@ func (w *offlineWorker) valueCounts(ref, cur []float64) {
 // deciles, or one bin per value for a column with at most 10 distinct
 // values): the bins of the online monitor's reference profiles.
 func (w *offlineWorker) decileCounts(name string, ref, cur []float64) {
-	edges := profile.BuildOne(name, ref, profile.DefaultBins).Edges
+	edges := profile.BuildBins(name, ref, profile.DefaultBins).Edges
 	w.refCnt = binSorted(w.refCnt, edges, ref)
 	w.curCnt = binSorted(w.curCnt, edges, cur)
 }

@@ -40,6 +40,10 @@ type Prediction struct {
 	SessionID string    `json:"session_id"`
 	Segments
 	ScoredAt time.Time `json:"scored_at"`
+	// Shadow marks a prediction of a candidate scored beside the champion
+	// (Version is the candidate's): it was not served, and monitors of the
+	// champion must not count it.
+	Shadow bool `json:"shadow,omitempty"`
 }
 
 // Label outcomes.
@@ -70,26 +74,57 @@ type Label struct {
 const (
 	AlertDrift           = "drift"            // a feature's distribution moved
 	AlertPredictionDrift = "prediction_drift" // the champion's score distribution moved (Feature is "score")
-	AlertAccuracy        = "accuracy"
+	AlertAccuracy        = "accuracy"         // a rolling accuracy metric fell below its floor
+	AlertErrorChange     = "error_change"     // a change detector (ADWIN, Page-Hinkley, DDM) fired on the error stream
+	AlertFairness        = "fairness"         // a segment's accuracy fell a configured gap below the overall
+)
+
+// Alert statuses: an incident opens with a firing alert and closes with a
+// resolved one carrying the same DedupKey and Incident.
+const (
+	AlertFiring   = "firing"
+	AlertResolved = "resolved"
+)
+
+// Alert severities.
+const (
+	SeverityInfo     = "info" // resolved alerts
+	SeverityWarning  = "warning"
+	SeverityCritical = "critical" // the value is far past its threshold (see the monitors package doc)
 )
 
 // Alert is published to driftline.alerts when a monitor's threshold is
 // breached. Subscribers (on-call, ML engineers) read it as documented in the
 // README.
 type Alert struct {
-	ID        string    `json:"id"`
-	Kind      string    `json:"kind"`
-	Severity  string    `json:"severity"`
-	Model     string    `json:"model"`
-	Version   int       `json:"version"`
-	Feature   string    `json:"feature,omitempty"`
-	Statistic string    `json:"statistic"`
-	Value     float64   `json:"value"`
-	Threshold float64   `json:"threshold"`
-	Window    Window    `json:"window"`
-	Samples   int       `json:"samples"`
-	EventTime time.Time `json:"event_time"` // event time of the evaluation that breached
-	FiredAt   time.Time `json:"fired_at"`   // wall time
+	ID     string `json:"id"`
+	Kind   string `json:"kind"`
+	Status string `json:"status,omitempty"` // AlertFiring or AlertResolved; empty in records from before statuses existed: firing
+	// DedupKey names what is watched (model, version, kind, segment,
+	// feature, statistic) and is the same on every alert about it; Incident
+	// is the ID of the firing alert that opened the incident, on it and on
+	// the resolved alert that closes it.
+	DedupKey  string  `json:"dedup_key,omitempty"`
+	Incident  string  `json:"incident,omitempty"`
+	Severity  string  `json:"severity"`
+	Model     string  `json:"model"`
+	Version   int     `json:"version"`
+	Feature   string  `json:"feature,omitempty"`
+	Segment   string  `json:"segment,omitempty"` // "device=mobile"; empty: all traffic
+	Statistic string  `json:"statistic"`
+	Value     float64 `json:"value"`
+	Threshold float64 `json:"threshold"`
+	// Comparison says how Value breaches Threshold: ">" (a distance, PSI)
+	// or "<" (a p-value, AUC).
+	Comparison string    `json:"comparison,omitempty"`
+	Window     Window    `json:"window"`
+	Samples    int       `json:"samples"`
+	EventTime  time.Time `json:"event_time"` // event time of the evaluation that breached (or cleared)
+	FiredAt    time.Time `json:"fired_at"`   // wall time
+	// Evidence holds the other figures of the evaluation: the other
+	// statistics of the same window (psi, p_value, ...), the multiple-testing
+	// correction (tests, alpha), the reference rows.
+	Evidence map[string]float64 `json:"evidence,omitempty"`
 }
 
 // Window is an event-time range.
@@ -119,6 +154,34 @@ const (
 // AliasChampion is the alias every scorer serves.
 const AliasChampion = "champion"
 
+// Other aliases of a model. AliasShadow points at a candidate scored beside
+// the champion (never served) until it is promoted or rejected; version 0
+// clears an alias. AliasChallenger and AliasRetired are for operators
+// (`driftline models promote --alias`).
+const (
+	AliasShadow     = "shadow"
+	AliasChallenger = "challenger"
+	AliasRetired    = "retired"
+)
+
+// Decisions an alias move records (AliasMove.Decision).
+const (
+	DecisionGated          = "gated"           // the challenger passed the gate and became champion
+	DecisionShadowStarted  = "shadow_started"  // the challenger passed the gate and is scored in shadow
+	DecisionShadowPromoted = "shadow_promoted" // its realised accuracy in shadow held up: champion
+	DecisionShadowRejected = "shadow_rejected" // its realised accuracy in shadow did not: shadow cleared
+	DecisionRolledBack     = "rolled_back"     // probation: the new champion did worse than the previous one
+	DecisionPromoted       = "promoted"        // an operator moved the alias (driftline models promote)
+	DecisionRollback       = "rollback"        // an operator rolled back (driftline models rollback)
+)
+
+// AliasMoveKey is the registry key of the seq-th move (1, 2, ...) of an
+// alias. Every move has its own key, so compaction keeps the whole history
+// of every alias; its latest position is its move with the highest offset.
+func AliasMoveKey(model, alias string, seq int) string {
+	return AliasKey(model, alias) + "#" + strconv.Itoa(seq)
+}
+
 // RegistryRecord is one record of driftline.models, the event-sourced model
 // registry. Keys: "<model>/v<version>" for versions, "<model>@<alias>" for
 // alias moves, so compaction keeps every version and the latest of each
@@ -145,6 +208,14 @@ type AliasMove struct {
 	Previous int       `json:"previous"`
 	Reason   string    `json:"reason"`
 	At       time.Time `json:"at"`
+	// Seq numbers the moves of this alias from 1 (0 on records written
+	// before alias history, keyed AliasKey).
+	Seq int `json:"seq,omitempty"`
+	// Decision is what moved the alias (Decision* constants), Evidence the
+	// figures it was decided on (e.g. "shadow_auc", "champion_auc",
+	// "labels").
+	Decision string             `json:"decision,omitempty"`
+	Evidence map[string]float64 `json:"evidence,omitempty"`
 }
 
 // ModelVersion is a trained model with everything needed to serve, monitor
@@ -170,6 +241,26 @@ type ModelVersion struct {
 	Training  Window       `json:"training_window"`
 	Rows      int          `json:"rows"`
 	RetrainOf string       `json:"retrain_of,omitempty"` // idempotency key of the request
+
+	// Hyperparameters the backend trained with (e.g. "l2",
+	// "holdout_fraction", "min_gain"; a GPU backend adds its own).
+	Hyperparameters map[string]float64 `json:"hyperparameters,omitempty"`
+	// Dataset identifies the training set, so `driftline train` can
+	// reproduce the version from it.
+	Dataset *Dataset `json:"dataset,omitempty"`
+}
+
+// Dataset is the fingerprint of a training set: its size, event-time range
+// and a content hash over the rows in training order (see
+// trainers.Fingerprint for the exact bytes hashed).
+type Dataset struct {
+	Rows   int       `json:"rows"`
+	From   time.Time `json:"from"`
+	To     time.Time `json:"to"`
+	SHA256 string    `json:"sha256"`
+	// Source says where the rows came from: "labels-topic", "file:<name>",
+	// "clickhouse".
+	Source string `json:"source,omitempty"`
 }
 
 // ModelMetrics are a version's scores on the held-out slice at training
@@ -190,15 +281,67 @@ type Profile struct {
 	Rows     int              `json:"rows"`
 	Features []FeatureProfile `json:"features"`
 	Score    FeatureProfile   `json:"score"`
+	// Segments are the same profile over the training rows of each
+	// segment with enough rows; optional (a monitor without one for a
+	// segment takes that segment's first window after the version went
+	// live as its reference).
+	Segments []SegmentProfile `json:"segments,omitempty"`
+}
+
+// SegmentProfile is the reference profile of one segment of the training
+// set, Segment naming it as dimension=value ("device=mobile").
+type SegmentProfile struct {
+	Segment  string           `json:"segment"`
+	Rows     int              `json:"rows"`
+	Features []FeatureProfile `json:"features"`
+	Score    FeatureProfile   `json:"score"`
 }
 
 // FeatureProfile is a binned distribution: Edges are the n-1 inner cut
 // points of n bins (bin i holds Edges[i-1] < x <= Edges[i]), Fractions the
 // share of rows in each bin.
+//
+// Profiles written since issue 4 also carry what the online drift
+// statistics need; all of it is optional, and a profile without it (an
+// older registry record) is monitored by PSI on its bins alone.
 type FeatureProfile struct {
 	Name      string    `json:"name"`
 	Edges     []float64 `json:"edges"`
 	Fractions []float64 `json:"fractions"`
+	// Distinct is the number of distinct finite values in the training set,
+	// counted up to max(bins, 5) + 1: at most the bin count means the
+	// bins are one per value, a frequency table.
+	Distinct int `json:"distinct,omitempty"`
+	// Rows is the number of values profiled.
+	Rows int `json:"rows,omitempty"`
+	// Mean and Std (population) of the finite values.
+	Mean float64 `json:"mean,omitempty"`
+	Std  float64 `json:"std,omitempty"`
+	// Sketch is a quantile sketch of the values (numeric features with more
+	// distinct values than bins).
+	Sketch *Sketch `json:"sketch,omitempty"`
+}
+
+// Sketch is a DDSketch (Masson, Rim and Lee, VLDB 2019; the DataDog
+// sketches-go layout) in a compact JSON form: an index mapping of the
+// given relative accuracy, the count of values too close to zero to
+// index, and dense bucket counts of the positive values and of the
+// magnitudes of the negative ones, Counts[i] holding bucket Offset+i.
+type Sketch struct {
+	// Mapping is the index mapping: "cubic" (sketches-go's
+	// CubicallyInterpolatedMapping, no logarithm per value) or
+	// "logarithmic" (LogarithmicMapping; also when empty).
+	Mapping          string     `json:"mapping,omitempty"`
+	RelativeAccuracy float64    `json:"relative_accuracy"`
+	Zero             float64    `json:"zero,omitempty"`
+	Positive         SketchBins `json:"positive"`
+	Negative         SketchBins `json:"negative"`
+}
+
+// SketchBins are consecutive DDSketch buckets.
+type SketchBins struct {
+	Offset int       `json:"offset"`
+	Counts []float64 `json:"counts"`
 }
 
 // Dead-letter record headers. The record's key and value are the original

@@ -1,18 +1,32 @@
 // Package trainers closes the loop: a worker on Watermill's router (retry,
 // poison queue, recoverer) takes retrain requests, builds a training set
 // from recent labelled vectors, trains a challenger, gates it against the
-// champion on a time-held-out slice, and writes the version, and the
-// champion alias move when the gate passes, to the registry topic.
+// champion on a time-held-out slice, and writes the version, and the alias
+// move that follows a passed gate, to the registry topic.
 //
-// First cut (issue 2): the training set comes from a bounded buffer of the
-// most recent labels, replayed from the labels topic (no consumer group, so
-// every replica sees them all); the trainer is the Go L2 logistic regression
-// of internal/logreg on the CPU. ClickHouse training sets, shadow, probation,
-// rollback and the GPU backend are issue 5's.
+// What it owns:
+//   - Worker: one training per idempotency key, at most MaxConcurrent at
+//     once; bootstrap of v1 on cold start.
+//   - Training sets: a buffer replayed from the labels topic (the served
+//     vectors, point-in-time correct), LabelReplay (the labels topic by
+//     timestamp) behind the TrainingSource interface, and the dataset
+//     Fingerprint recorded on every version.
+//   - Backends: CPU (internal/logreg) and Command, the file-in, file-out
+//     trainer contract that trainers/gpu/train.py (PyTorch) and
+//     `driftline train --contract` implement; the "gpu" backend is used
+//     when its device probe succeeds, else the CPU.
+//   - Gate (TrainWith), and Shadow: shadow scoring of a candidate beside the
+//     champion, promotion on realised accuracy, and probation with
+//     automatic rollback.
+//   - Registry: the writer of driftline.models. Every alias move has its own
+//     key (<model>@<alias>#<seq>), so the compacted topic keeps the whole
+//     alias history and a rollback is one record. Every decision is an
+//     alias move (or, for a gate that rejected, the version record) with
+//     its evidence. See docs/trainers.md.
 //
-// Cold start: with no champion, the worker asks for its own bootstrap
-// training (a retrain request with reason "bootstrap") once MinRows labelled
-// vectors exist; the gate passes trivially when there is no champion.
+// Not yet: ClickHouse training sets (the interface exists), a shared
+// idempotency store, and version numbers safe across several trainer
+// replicas (they are the registry's highest plus one: run one replica).
 //
 // The package must not import features or monitors: it reads their records
 // from topics.

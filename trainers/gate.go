@@ -1,6 +1,7 @@
 package trainers
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"slices"
@@ -48,35 +49,52 @@ type Result struct {
 	Passed  bool
 }
 
-// Train fits a challenger on rows (labelled vectors, any order), scores it
-// and the champion (nil for none) on the time-held-out slice, and fills a
-// version record apart from its number and parent.
+// Train fits a challenger on rows (labelled vectors, any order) with the Go
+// CPU trainer; see TrainWith.
 func Train(cfg TrainConfig, names []string, rows []schemas.Label, champion *schemas.ModelVersion) (*Result, error) {
+	return TrainWith(context.Background(), cfg, CPU{}, names, rows, champion, "")
+}
+
+// TrainWith fits a challenger on rows (labelled vectors, any order) with a
+// backend, scores it and the champion (nil for none) on the time-held-out
+// slice, and fills a version record apart from its number and parent,
+// including the dataset fingerprint (source as given) and the
+// hyperparameters.
+func TrainWith(ctx context.Context, cfg TrainConfig, backend Backend, names []string, rows []schemas.Label, champion *schemas.ModelVersion, source string) (*Result, error) {
 	cfg.setDefaults()
 	rows = slices.Clone(rows)
-	slices.SortStableFunc(rows, func(a, b schemas.Label) int { return a.EventTime.Compare(b.EventTime) })
+	sortRows(rows)
 	nHold := int(float64(len(rows)) * cfg.HoldoutFraction)
 	train, hold := rows[:len(rows)-nHold], rows[len(rows)-nHold:]
 	if len(train) < 50 || len(hold) < 20 {
 		return nil, fmt.Errorf("%w: %d rows (%d to train, %d to hold out)", ErrNotEnoughData, len(rows), len(train), len(hold))
 	}
 	X, y := matrix(train)
-	m, err := logreg.Train(logreg.Config{L2: cfg.L2}, X, y)
+	fit, err := backend.Fit(ctx, cfg.L2, X, y)
 	if err != nil {
 		return nil, fmt.Errorf("cannot train challenger: %w", err)
 	}
+	m := fit.Model
 	hX, hy := matrix(hold)
 	auc, ll := evaluate(m, hX, hy)
 	if math.IsNaN(auc) {
 		return nil, fmt.Errorf("%w: the holdout slice has a single class", ErrNotEnoughData)
 	}
 	v := schemas.ModelVersion{
-		Backend:   "cpu-go-logreg",
+		Backend:   fit.Backend,
 		Features:  slices.Clone(names),
 		CreatedAt: time.Now().UTC(),
 		Training:  schemas.Window{From: rows[0].EventTime, To: rows[len(rows)-1].EventTime},
 		Rows:      len(rows),
+		Hyperparameters: map[string]float64{
+			"l2": cfg.L2, "holdout_fraction": cfg.HoldoutFraction, "min_gain": cfg.MinGain, "bins": float64(cfg.Bins),
+		},
 	}
+	for k, hv := range fit.Hyperparameters {
+		v.Hyperparameters[k] = hv
+	}
+	ds := Fingerprint(rows, source)
+	v.Dataset = &ds
 	m.FillVersion(&v)
 	v.Reference = schemas.Profile{Rows: len(X), Features: profile.Build(names, X, cfg.Bins)}
 	scores := make([]float64, len(X))

@@ -9,6 +9,7 @@ type metrics struct {
 	gateRejected prometheus.Counter
 	duplicates   prometheus.Counter
 	trainSeconds prometheus.Histogram
+	running      prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -33,6 +34,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
 		}),
 	}
-	reg.MustRegister(m.buffered, m.versions, m.promotions, m.gateRejected, m.duplicates, m.trainSeconds)
+	m.running = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "driftline_trainer_trainings_running", Help: "Trainings running now (at most max_concurrent per worker).",
+	})
+	reg.MustRegister(m.buffered, m.versions, m.promotions, m.gateRejected, m.duplicates, m.trainSeconds, m.running)
 	return m
 }

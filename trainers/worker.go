@@ -50,6 +50,37 @@ type Config struct {
 	WarmUp time.Duration `yaml:"warm_up"`
 	// Train is how challengers are trained and gated.
 	Train TrainConfig `yaml:"train"`
+	// Backend is "cpu" (default: the Go trainer) or "gpu": hand the
+	// training set to GPU.Command through the trainer contract when
+	// GPU.Probe succeeds at start, else train on the CPU. The backend that
+	// trained is recorded on each version.
+	Backend string `yaml:"backend"`
+	// GPU is the contract trainer the "gpu" backend runs.
+	GPU GPUConfig `yaml:"gpu"`
+	// MaxConcurrent is how many trainings one worker runs at once; further
+	// requests wait. Default 1.
+	MaxConcurrent int `yaml:"max_concurrent"`
+	// Shadow and Probation decide what happens after the gate (see
+	// ShadowConfig); the Shadow component runs them.
+	Shadow ShadowConfig `yaml:"shadow"`
+}
+
+// Trainer backends (Config.Backend).
+const (
+	BackendNameCPU = "cpu"
+	BackendNameGPU = "gpu"
+)
+
+// GPUConfig is the contract trainer of the "gpu" backend.
+type GPUConfig struct {
+	// Command and its leading arguments; the worker appends --data, --out
+	// and --l2. Default ["python3", "trainers/gpu/train.py"].
+	Command []string `yaml:"command"`
+	// Probe must exit 0 for the GPU backend to be used. Default
+	// ["nvidia-smi", "-L"].
+	Probe []string `yaml:"probe"`
+	// Timeout for one training. Default 10m.
+	Timeout time.Duration `yaml:"timeout"`
 }
 
 func (c *Config) setDefaults() {
@@ -69,6 +100,22 @@ func (c *Config) setDefaults() {
 		c.BootstrapRetry = 2 * time.Minute
 	}
 	c.Train.setDefaults()
+	if c.Backend == "" {
+		c.Backend = BackendNameCPU
+	}
+	if len(c.GPU.Command) == 0 {
+		c.GPU.Command = []string{"python3", "trainers/gpu/train.py"}
+	}
+	if len(c.GPU.Probe) == 0 {
+		c.GPU.Probe = []string{"nvidia-smi", "-L"}
+	}
+	if c.GPU.Timeout == 0 {
+		c.GPU.Timeout = 10 * time.Minute
+	}
+	if c.MaxConcurrent == 0 {
+		c.MaxConcurrent = 1
+	}
+	c.Shadow.setDefaults()
 }
 
 // Validate reports a config that cannot work.
@@ -84,8 +131,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("trainer: holdout_fraction must be in (0, 0.9), got %g", c.Train.HoldoutFraction)
 	case c.Train.Bins < 2 || c.Train.Bins > 255:
 		return fmt.Errorf("trainer: bins must be 2..255 (monitors keep bin indices in a byte), got %d", c.Train.Bins)
+	case c.Backend != BackendNameCPU && c.Backend != BackendNameGPU:
+		return fmt.Errorf("trainer: backend must be %q or %q, got %q", BackendNameCPU, BackendNameGPU, c.Backend)
+	case c.MaxConcurrent < 1:
+		return fmt.Errorf("trainer: max_concurrent must be >= 1, got %d", c.MaxConcurrent)
 	}
-	return nil
+	return c.Shadow.Validate()
 }
 
 // reasonBootstrap is the reason of the retrain requests that train v1.
@@ -104,6 +155,10 @@ type Worker struct {
 	log   *slog.Logger
 	m     *metrics
 	buf   *labelBuffer
+	reg   *Registry
+	sem   chan struct{} // one token per training running
+
+	backend Backend // chosen in Run
 
 	mu       sync.Mutex
 	done     map[string]bool // idempotency keys handled by this process
@@ -120,10 +175,13 @@ func New(cfg Config, kafka consumers.KafkaConfig, feed *consumers.ModelFeed, pub
 	}
 	return &Worker{
 		cfg: cfg, kafka: kafka, feed: feed, pub: pub, sub: sub,
-		log:  log.With("role", "trainer"),
-		m:    newMetrics(reg),
-		buf:  newLabelBuffer(cfg.BufferRows),
-		done: map[string]bool{},
+		log:     log.With("role", "trainer"),
+		m:       newMetrics(reg),
+		buf:     newLabelBuffer(cfg.BufferRows),
+		reg:     NewRegistry(feed, pub, kafka.Topics.Models),
+		sem:     make(chan struct{}, cfg.MaxConcurrent),
+		backend: CPU{},
+		done:    map[string]bool{},
 	}, nil
 }
 
@@ -135,6 +193,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	case <-ctx.Done():
 		return nil
 	}
+	w.backend = w.pickBackend(ctx)
 	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 15 * time.Second}, watermill.NewSlogLogger(w.log))
 	if err != nil {
 		return fmt.Errorf("cannot create trainer router: %w", err)
@@ -262,9 +321,9 @@ func (w *Worker) handle(msg *message.Message) error {
 		w.log.Info("retrain request already handled; skipped", "key", req.IdempotencyKey)
 		w.m.duplicates.Inc()
 		// A crash between the version record and the alias move leaves a
-		// version that passed the gate but never became champion.
-		if champ := w.feed.Champion(req.Model); v != nil && v.Metrics.GatePassed && (champ == nil || champ.Version < v.Version) {
-			return w.moveChampion(v)
+		// version that passed the gate with no decision after it.
+		if champ := w.feed.Champion(req.Model); v != nil && v.Metrics.GatePassed && !w.decided(v) && (champ == nil || champ.Version < v.Version) {
+			return w.afterGate(v)
 		}
 		return nil
 	}
@@ -282,9 +341,17 @@ func (w *Worker) handle(msg *message.Message) error {
 	if err != nil {
 		return fmt.Errorf("cannot build training set for %s: %w", req.IdempotencyKey, err)
 	}
+	select {
+	case w.sem <- struct{}{}:
+		defer func() { <-w.sem }()
+	case <-msg.Context().Done():
+		return msg.Context().Err()
+	}
+	w.m.running.Inc()
+	defer w.m.running.Dec()
 	start := time.Now()
 	champ := w.feed.Champion(req.Model)
-	res, err := Train(w.cfg.Train, w.cfg.Features, rows, champ)
+	res, err := TrainWith(msg.Context(), w.cfg.Train, w.backend, w.cfg.Features, rows, champ, SourceLabelsTopic)
 	if err != nil {
 		return fmt.Errorf("cannot train for %s: %w", req.IdempotencyKey, err)
 	}
@@ -295,15 +362,17 @@ func (w *Worker) handle(msg *message.Message) error {
 	if champ != nil {
 		v.Parent = champ.Version
 	}
+	// The number is reserved here, so concurrent trainings of this worker
+	// never pick the same one (a failed publish leaves a gap).
 	w.mu.Lock()
 	v.Version = max(w.feed.LatestVersion(req.Model), w.lastSent) + 1
+	w.lastSent = v.Version
 	w.mu.Unlock()
 	if err := w.publishVersion(v, res.Passed, req); err != nil {
 		return err
 	}
 	w.mu.Lock()
 	w.done[req.IdempotencyKey] = true
-	w.lastSent = max(w.lastSent, v.Version)
 	w.mu.Unlock()
 	return nil
 }
@@ -340,36 +409,72 @@ func (w *Worker) waitForRows(ctx context.Context, from time.Time) ([]schemas.Lab
 	}
 }
 
-// publishVersion writes the version record, then, if the gate passed, the
-// champion alias move. Scorers swap when they read the alias.
+// publishVersion writes the version record (a gate that rejected the
+// challenger is recorded there: gate_passed false with its evidence), then,
+// if the gate passed, the alias move that follows it. Scorers swap when
+// they read the champion alias.
 func (w *Worker) publishVersion(v *schemas.ModelVersion, passed bool, req schemas.RetrainRequest) error {
-	rec := schemas.RegistryRecord{Kind: schemas.RegistryVersion, Version: v}
-	if err := publishJSON(w.pub, w.kafka.Topics.Models, schemas.VersionKey(v.Model, v.Version), rec); err != nil {
-		return fmt.Errorf("cannot publish %s/v%d: %w", v.Model, v.Version, err)
+	if err := w.reg.PublishVersion(v); err != nil {
+		return err
 	}
 	w.m.versions.Inc()
-	w.log.Info("version published", "model", v.Model, "version", v.Version, "parent", v.Parent, "rows", v.Rows,
+	w.log.Info("version published", "model", v.Model, "version", v.Version, "parent", v.Parent, "rows", v.Rows, "backend", v.Backend,
 		"holdout_auc", round4(v.Metrics.AUC), "champion_auc", round4(v.Metrics.ChampionAUC), "gate_passed", passed, "request", req.IdempotencyKey)
 	if !passed {
 		w.m.gateRejected.Inc()
 		w.log.Warn("gate rejected challenger; champion unchanged", "model", v.Model, "version", v.Version, "reason", v.Metrics.GateReason)
 		return nil
 	}
-	return w.moveChampion(v)
+	return w.afterGate(v)
 }
 
-// moveChampion writes the alias move that makes v the champion.
-func (w *Worker) moveChampion(v *schemas.ModelVersion) error {
-	move := schemas.RegistryRecord{Kind: schemas.RegistryAlias, Alias: &schemas.AliasMove{
-		Model: v.Model, Alias: schemas.AliasChampion, Version: v.Version, Previous: v.Parent,
-		Reason: v.Metrics.GateReason, At: time.Now().UTC(),
-	}}
-	if err := publishJSON(w.pub, w.kafka.Topics.Models, schemas.AliasKey(v.Model, schemas.AliasChampion), move); err != nil {
-		return fmt.Errorf("cannot move champion of %s to v%d: %w", v.Model, v.Version, err)
+// decided reports whether the alias move that follows v's gate is already
+// in the registry (a redelivered request must not write it twice).
+func (w *Worker) decided(v *schemas.ModelVersion) bool {
+	for _, alias := range []string{schemas.AliasChampion, schemas.AliasShadow} {
+		for _, m := range w.feed.AliasHistory(v.Model, alias) {
+			if m.Version == v.Version {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// afterGate writes the alias move of a challenger that passed the gate: the
+// shadow alias when a shadow period is configured (the Shadow component
+// promotes it later), else the champion.
+func (w *Worker) afterGate(v *schemas.ModelVersion) error {
+	evidence := map[string]float64{
+		"holdout_auc": v.Metrics.AUC, "holdout_log_loss": v.Metrics.LogLoss, "holdout_rows": float64(v.Metrics.HoldoutRows),
+		"champion_auc": v.Metrics.ChampionAUC, "champion_log_loss": v.Metrics.ChampionLogLoss, "min_gain": w.cfg.Train.MinGain,
+	}
+	if w.cfg.Shadow.Enabled && v.Parent != 0 {
+		if _, err := w.reg.MoveAlias(v.Model, schemas.AliasShadow, v.Version, schemas.DecisionShadowStarted, v.Metrics.GateReason, evidence); err != nil {
+			return err
+		}
+		w.log.Info("challenger passed the gate; scored in shadow", "model", v.Model, "version", v.Version, "champion", v.Parent)
+		return nil
+	}
+	if _, err := w.reg.MoveAlias(v.Model, schemas.AliasChampion, v.Version, schemas.DecisionGated, v.Metrics.GateReason, evidence); err != nil {
+		return err
 	}
 	w.m.promotions.Inc()
 	w.log.Info("champion moved", "model", v.Model, "from", v.Parent, "to", v.Version)
 	return nil
+}
+
+// pickBackend chooses the training backend once, at start.
+func (w *Worker) pickBackend(ctx context.Context) Backend {
+	if w.cfg.Backend != BackendNameGPU {
+		return CPU{}
+	}
+	if !Probe(ctx, w.cfg.GPU.Probe) {
+		w.log.Warn("gpu backend configured but the device probe failed; training on the CPU", "probe", w.cfg.GPU.Probe)
+		return CPU{}
+	}
+	w.log.Info("training on the gpu backend", "command", w.cfg.GPU.Command)
+	return Command{Command: w.cfg.GPU.Command, Timeout: w.cfg.GPU.Timeout, Fallback: CPU{}, Log: w.log}
 }
 
 func publishJSON(pub message.Publisher, topic, key string, v any) error {

@@ -5,7 +5,10 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -91,6 +94,7 @@ func TestWorkerOnKafka(t *testing.T) {
 		}
 	}
 	checkfor.Until(t, 30*time.Second, "the duplicate delivery to be skipped", func() bool { return testutil.ToFloat64(w.m.duplicates) == 1 })
+	checkfor.Until(t, 10*time.Second, "v2 in the feed", func() bool { return feed.Version("purchase_propensity", 2) != nil })
 	if vs := feed.Versions("purchase_propensity"); len(vs) != 2 || vs[1].RetrainOf != req.IdempotencyKey || vs[1].Parent != 1 {
 		t.Fatalf("want v1 and one v2 trained for the request, got %d versions", len(vs))
 	}
@@ -114,4 +118,127 @@ func TestWorkerOnKafka(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Errorf("worker did not stop cleanly: %v", err)
 	}
+}
+
+// TestWorkerGPUBackendRecordsWhatTrainedAndADatasetThatReplays: with the
+// "gpu" backend configured and the device probe succeeding, the worker
+// trains through the contract trainer process (here this test binary, see
+// TestMain), records the backend and the dataset fingerprint, and the
+// dataset replayed from the labels topic by its recorded time range has
+// the same fingerprint (what `driftline train --version` relies on).
+func TestWorkerGPUBackendRecordsWhatTrainedAndADatasetThatReplays(t *testing.T) {
+	e := newKafkaEnv(t)
+	rng := rand.New(rand.NewPCG(11, 11))
+	var recs []*kgo.Record
+	for i, l := range labelled(rng, 3000, 1, t0) {
+		l.Model, l.UserID, l.EventID = "purchase_propensity", "u"+strconv.Itoa(i%50), "e"+strconv.Itoa(i)
+		b, _ := json.Marshal(l)
+		recs = append(recs, &kgo.Record{Topic: e.kcfg.Topics.Labels, Key: []byte(l.UserID), Value: b, Timestamp: l.EventTime})
+	}
+	e.produce(t, recs...)
+	mark := filepath.Join(t.TempDir(), "ran")
+	t.Setenv("DRIFTLINE_CONTRACT_MARK", mark)
+	t.Setenv("DRIFTLINE_CONTRACT_TRAINER", "go")
+
+	sub, err := kpubsub.NewSubscriber(kpubsub.SubscriberConfig{Brokers: e.kcfg.Brokers, ConsumerGroup: "trainers"}, watermill.NopLogger{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	cfg := Config{Features: names, MinRows: 2000, Backend: BackendNameGPU, MaxConcurrent: 2,
+		GPU: GPUConfig{Command: []string{os.Args[0]}, Probe: []string{"true"}}}
+	w, err := New(cfg, e.kcfg, e.feed, e.pub, sub, e.log, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(e.ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	checkfor.Until(t, 30*time.Second, "the bootstrap champion", func() bool { return e.feed.Champion("purchase_propensity") != nil })
+	v1 := e.feed.Champion("purchase_propensity")
+	if _, err := os.Stat(mark); err != nil {
+		t.Errorf("the contract trainer did not run: %v", err)
+	}
+	if v1.Backend != BackendCPU || v1.Hyperparameters["iterations"] == 0 || v1.Dataset == nil || v1.Dataset.Source != SourceLabelsTopic {
+		t.Fatalf("v1 backend %q hyperparameters %v dataset %+v", v1.Backend, v1.Hyperparameters, v1.Dataset)
+	}
+	if h := e.feed.AliasHistory("purchase_propensity", schemas.AliasChampion); len(h) != 1 || h[0].Decision != schemas.DecisionGated || h[0].Seq != 1 {
+		t.Errorf("champion history %+v", h)
+	}
+	rows, err := LabelReplay{Kafka: e.kcfg}.TrainingRows(e.ctx, "purchase_propensity", v1.Dataset.From, v1.Dataset.To)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := Fingerprint(TrainingOrder(rows), SourceLabelsTopic); got != *v1.Dataset {
+		t.Errorf("replayed dataset %+v, recorded %+v", got, *v1.Dataset)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("worker did not stop cleanly: %v", err)
+	}
+}
+
+// gatedBackend counts the trainings inside it and holds each until
+// released.
+type gatedBackend struct {
+	mu           sync.Mutex
+	inside, most int
+	entered      int
+	release      chan struct{}
+}
+
+func (g *gatedBackend) Fit(ctx context.Context, l2 float64, X [][]float64, y []float64) (*Fit, error) {
+	g.mu.Lock()
+	g.inside++
+	g.entered++
+	g.most = max(g.most, g.inside)
+	g.mu.Unlock()
+	<-g.release
+	g.mu.Lock()
+	g.inside--
+	g.mu.Unlock()
+	return CPU{}.Fit(ctx, l2, X, y)
+}
+
+func (g *gatedBackend) count() (entered, most int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.entered, g.most
+}
+
+// TestWorkerLimitsConcurrentTrainings delivers three requests at once to a
+// worker allowed two trainings: the third waits until one finishes.
+func TestWorkerLimitsConcurrentTrainings(t *testing.T) {
+	e := newKafkaEnv(t)
+	w, err := New(Config{Features: names, MinRows: 500, MaxConcurrent: 2}, e.kcfg, e.feed, e.pub, nil, e.log, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range labelled(rand.New(rand.NewPCG(4, 4)), 1000, 1, t0) {
+		w.buf.add(l, 0)
+	}
+	g := &gatedBackend{release: make(chan struct{})}
+	w.backend = g
+	errs := make(chan error, 3)
+	for i := range 3 {
+		req, _ := json.Marshal(schemas.RetrainRequest{IdempotencyKey: "k" + strconv.Itoa(i), Model: "purchase_propensity", Reason: "drift"})
+		go func() { errs <- w.handle(newMessage(req)) }()
+	}
+	checkfor.Until(t, 10*time.Second, "two trainings running", func() bool { n, _ := g.count(); return n == 2 })
+	if v := testutil.ToFloat64(w.m.running); v != 2 {
+		t.Errorf("running gauge %v, want 2", v)
+	}
+	g.release <- struct{}{}
+	checkfor.Until(t, 10*time.Second, "the third training", func() bool { n, _ := g.count(); return n == 3 })
+	close(g.release)
+	for range 3 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if _, most := g.count(); most != 2 {
+		t.Errorf("%d trainings ran at once, limit 2", most)
+	}
+	checkfor.Until(t, 10*time.Second, "three versions", func() bool { return e.feed.LatestVersion("purchase_propensity") == 3 })
 }

@@ -23,6 +23,8 @@ func demoCmd(ctx context.Context, args []string, log *slog.Logger) error {
 	speed := fs.Duration("speed", 0, "event time simulated per wall second (default 10m)")
 	verbose := fs.Bool("v", false, "also print the roles' logs")
 	metrics := fs.String("metrics-addr", "", "serve the in-process roles' /metrics here")
+	chDSN := fs.String("clickhouse", "", "also copy every topic into this ClickHouse (native protocol DSN, clickhouse://127.0.0.1:9000) through the sink role")
+	chDatabase := fs.String("clickhouse-database", "driftline", "ClickHouse database for --clickhouse")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -39,7 +41,7 @@ func demoCmd(ctx context.Context, args []string, log *slog.Logger) error {
 	}
 	sum, err := demo.Run(ctx, demo.Config{
 		Seed: *seed, Scenario: sc, SessionsPerMinute: *rate, ShiftAt: *shiftAt, Speed: *speed,
-		MetricsAddr: *metrics, Out: out,
+		MetricsAddr: *metrics, Out: out, ClickHouseDSN: *chDSN, ClickHouseDatabase: *chDatabase,
 	}, log)
 	if *asJSON {
 		enc := json.NewEncoder(os.Stdout)

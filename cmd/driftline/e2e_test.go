@@ -144,7 +144,8 @@ func topicExists(addr, topic string) bool {
 func readTopic(t *testing.T, addr, topic string, want int, quiet time.Duration) []*kgo.Record {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(50*time.Millisecond))
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(50*time.Millisecond),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted())) // the stage writes in transactions
 	if err != nil {
 		t.Fatal(err)
 	}

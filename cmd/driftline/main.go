@@ -5,6 +5,7 @@
 //	broker     an embedded Kafka-protocol broker for development
 //	simulate   the storefront load generator with drift scenarios
 //	models     the model registry from the command line
+//	train      offline training from a JSON-lines file, or reproducing a version
 //	bench      the feature stage's measured speed and state size
 //
 // This file only wires: it parses flags, builds components and runs them
@@ -20,6 +21,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/driftline/driftline/consumers"
 )
 
 const usage = `driftline keeps e-commerce models honest in production.
@@ -29,7 +32,8 @@ Usage:
   driftline run      --brokers HOST:PORT[,...] --roles features,monitor,trainer
   driftline broker   [--listen 127.0.0.1:9092] [--data-dir DIR]
   driftline simulate [--brokers ADDRS] [--seed N] [--scenario S] [--shift-at 3h] [--duration 1h]
-  driftline models   list [--json] | show [--version N]   [--brokers ADDRS] [--model NAME]
+  driftline models   list|history|show|promote|rollback [--json] [--version N] [--alias A] [--brokers ADDRS] [--model NAME]
+  driftline train    --data FILE [--json] | --brokers ADDRS --version N [--json] | --contract --data IN --out OUT
   driftline bench    [--json] [--users N] [--e2e-events N]
   driftline drift    --reference A.jsonl --current B.jsonl [--json]
 
@@ -56,7 +60,7 @@ func main() {
 
 	cmds := map[string]func(context.Context, []string, *slog.Logger) error{
 		"demo": demoCmd, "run": runCmd, "broker": brokerCmd, "simulate": simulateCmd, "models": modelsCmd, "bench": benchCmd,
-		"drift": driftCmd,
+		"drift": driftCmd, "train": trainCmd,
 	}
 	cmd, ok := cmds[os.Args[1]]
 	if !ok {
@@ -82,7 +86,7 @@ func main() {
 // logLevel reads DRIFTLINE_LOG_LEVEL (debug, info, warn, error; default info).
 func logLevel() slog.Level {
 	var l slog.Level
-	if err := l.UnmarshalText([]byte(os.Getenv("DRIFTLINE_LOG_LEVEL"))); err != nil {
+	if err := l.UnmarshalText([]byte(os.Getenv(consumers.EnvLogLevel))); err != nil {
 		return slog.LevelInfo
 	}
 	return l

@@ -48,8 +48,10 @@ func simulateCmd(ctx context.Context, args []string, log *slog.Logger) error {
 		})
 		return w.Flush()
 	}
-	kcfg := consumers.KafkaConfig{Brokers: consumers.ParseBrokers(*brokers)}
-	kcfg.SetDefaults()
+	kcfg, err := kafkaConfig(*brokers)
+	if err != nil {
+		return err
+	}
 	if err := consumers.ProvisionTopics(ctx, kcfg, log); err != nil {
 		return err
 	}

@@ -203,6 +203,8 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		kgo.SeedBrokers(s.cfg.Brokers...),
 		kgo.ConsumerGroup(s.cfg.ConsumerGroup),
 		kgo.ConsumeTopics(topic),
+		// Transactional producers' aborted records are never delivered.
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		// Ack marks a record; marks are committed after every poll, on
 		// revoke and on close. Unacked records are never committed.
 		kgo.AutoCommitMarks(),

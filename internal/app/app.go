@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,9 +23,11 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/driftline/driftline/consumers"
+	"github.com/driftline/driftline/consumers/chsink"
 	"github.com/driftline/driftline/consumers/kpubsub"
 	"github.com/driftline/driftline/features"
 	"github.com/driftline/driftline/monitors"
+	"github.com/driftline/driftline/schemas"
 	"github.com/driftline/driftline/trainers"
 )
 
@@ -33,10 +36,11 @@ const (
 	RoleFeatures = "features"
 	RoleMonitor  = "monitor"
 	RoleTrainer  = "trainer"
+	RoleSink     = "sink" // needs Config.Sink.DSN (--clickhouse)
 )
 
 // AllRoles are the roles this build can run.
-var AllRoles = []string{RoleFeatures, RoleMonitor, RoleTrainer}
+var AllRoles = []string{RoleFeatures, RoleMonitor, RoleTrainer, RoleSink}
 
 // Config is one process.
 type Config struct {
@@ -52,6 +56,11 @@ type Config struct {
 	Features     features.Config `yaml:"features"`
 	Monitor      monitors.Config `yaml:"monitor"`
 	Trainer      trainers.Config `yaml:"trainer"`
+	Sink         chsink.Config   `yaml:"sink"`
+
+	// Webhook forwards alerts to a Slack-compatible webhook when its URL is
+	// set; it runs with the monitor role.
+	Webhook monitors.WebhookConfig `yaml:"webhook"`
 }
 
 // ParseRoles splits and checks a comma-separated role list.
@@ -82,6 +91,7 @@ type Process struct {
 	reg      *prometheus.Registry
 	feed     *consumers.ModelFeed
 	features *features.Processor
+	sink     *chsink.Sink
 	runners  []func(context.Context) error
 	closers  []func() error
 }
@@ -105,14 +115,25 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry) (*Process, erro
 		reg = prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
+	if cfg.Kafka.Metrics == nil {
+		cfg.Kafka.Metrics = consumers.NewClientMetrics(reg)
+	}
 	p := &Process{cfg: cfg, log: log, reg: reg, feed: consumers.NewModelFeed(cfg.Kafka, log)}
 	p.runners = append(p.runners, p.feed.Run)
+	watchChampions(p.feed, reg)
+	if groups := consumerGroups(cfg); len(groups) > 0 {
+		lag, err := consumers.NewLagMonitor(consumers.LagConfig{Groups: groups}, cfg.Kafka, log, reg)
+		if err != nil {
+			return nil, err
+		}
+		p.runners = append(p.runners, lag.Run)
+	}
 
 	has := func(r string) bool { return slices.Contains(cfg.Roles, r) }
 	var pub *kpubsub.Publisher
 	if has(RoleMonitor) || has(RoleTrainer) {
 		var err error
-		pub, err = kpubsub.NewPublisher(kpubsub.PublisherConfig{Brokers: cfg.Kafka.Brokers, ClientOptions: cfg.Kafka.Extra}, wmLogger(log))
+		pub, err = kpubsub.NewPublisher(kpubsub.PublisherConfig{Brokers: cfg.Kafka.Brokers, ClientOptions: cfg.Kafka.NamedClientOptions(log, "watermill-publisher")}, wmLogger(log))
 		if err != nil {
 			return nil, fmt.Errorf("cannot create control-event publisher: %w", err)
 		}
@@ -132,10 +153,17 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry) (*Process, erro
 			return nil, p.fail(err)
 		}
 		p.runners = append(p.runners, m.Run)
+		if cfg.Webhook.URL != "" {
+			wh, err := monitors.NewWebhook(cfg.Webhook, cfg.Kafka, log, reg)
+			if err != nil {
+				return nil, p.fail(err)
+			}
+			p.runners = append(p.runners, wh.Run)
+		}
 	}
 	if has(RoleTrainer) {
 		sub, err := kpubsub.NewSubscriber(kpubsub.SubscriberConfig{
-			Brokers: cfg.Kafka.Brokers, ConsumerGroup: cfg.TrainerGroup, ClientOptions: cfg.Kafka.Extra,
+			Brokers: cfg.Kafka.Brokers, ConsumerGroup: cfg.TrainerGroup, ClientOptions: cfg.Kafka.NamedClientOptions(log, cfg.TrainerGroup),
 		}, wmLogger(log))
 		if err != nil {
 			return nil, p.fail(fmt.Errorf("cannot create retrain subscriber: %w", err))
@@ -146,8 +174,75 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry) (*Process, erro
 			return nil, p.fail(err)
 		}
 		p.runners = append(p.runners, w.Run)
+		// Shadow scoring and probation (trainers.ShadowConfig); it returns
+		// at once when both are off.
+		sh, err := trainers.NewShadow(cfg.Trainer, cfg.Kafka, p.feed, pub, log, reg)
+		if err != nil {
+			return nil, p.fail(err)
+		}
+		p.runners = append(p.runners, sh.Run)
+	}
+	if has(RoleSink) {
+		s, err := chsink.New(cfg.Sink, cfg.Kafka, log, reg)
+		if err != nil {
+			return nil, p.fail(err)
+		}
+		p.sink = s
+		p.runners = append(p.runners, s.Run)
+		p.closers = append(p.closers, s.Close)
 	}
 	return p, nil
+}
+
+// consumerGroups are the groups of the roles cfg runs, whose lag the
+// process reports. The defaults repeat the stages' own (set in their
+// setDefaults), since the stages do not export their resolved config.
+func consumerGroups(cfg Config) []string {
+	or := func(g, def string) string {
+		if g != "" {
+			return g
+		}
+		return def
+	}
+	var gs []string
+	for _, r := range cfg.Roles {
+		switch r {
+		case RoleFeatures:
+			gs = append(gs, or(cfg.Features.Group, consumers.DefaultFeaturesGroup))
+		case RoleMonitor:
+			gs = append(gs, or(cfg.Monitor.Group, "driftline-monitor"))
+		case RoleTrainer:
+			gs = append(gs, cfg.TrainerGroup)
+		case RoleSink:
+			gs = append(gs, or(cfg.Sink.Group, chsink.DefaultGroup))
+		}
+	}
+	return gs
+}
+
+// watchChampions exports the registry as the process's feed sees it: the
+// champion version of each model, an info series naming it, and its holdout
+// metrics, so dashboards can split accuracy by model version.
+func watchChampions(feed *consumers.ModelFeed, reg prometheus.Registerer) {
+	version := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "driftline_model_champion_version", Help: "Champion version of each model, as this process's registry feed last saw it.",
+	}, []string{"model"})
+	info := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "driftline_model_info", Help: "1 for the champion of each model, labelled with its version and training backend.",
+	}, []string{"model", "version", "backend"})
+	holdout := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "driftline_model_holdout_metric", Help: "Holdout metrics of the champion measured at training time, by metric (auc, log_loss).",
+	}, []string{"model", "version", "metric"})
+	reg.MustRegister(version, info, holdout)
+	feed.OnChampion(func(v *schemas.ModelVersion) {
+		ver := strconv.Itoa(v.Version)
+		version.WithLabelValues(v.Model).Set(float64(v.Version))
+		info.DeletePartialMatch(prometheus.Labels{"model": v.Model})
+		info.WithLabelValues(v.Model, ver, v.Backend).Set(1)
+		holdout.DeletePartialMatch(prometheus.Labels{"model": v.Model})
+		holdout.WithLabelValues(v.Model, ver, "auc").Set(v.Metrics.AUC)
+		holdout.WithLabelValues(v.Model, ver, "log_loss").Set(v.Metrics.LogLoss)
+	})
 }
 
 func (p *Process) fail(err error) error {
@@ -163,6 +258,9 @@ func (p *Process) close() {
 	}
 	p.closers = nil
 }
+
+// Sink is the ClickHouse sink, nil when the role is not run.
+func (p *Process) Sink() *chsink.Sink { return p.sink }
 
 // Feed is the process's registry feed.
 func (p *Process) Feed() *consumers.ModelFeed { return p.feed }
@@ -209,7 +307,7 @@ func (p *Process) Run(ctx context.Context) error {
 	for _, run := range p.runners {
 		g.Go(func() error { return run(ctx) })
 	}
-	p.log.Info("driftline running", "roles", strings.Join(p.cfg.Roles, ","), "brokers", strings.Join(p.cfg.Kafka.Brokers, ","))
+	p.log.Info("driftline running", "roles", strings.Join(p.cfg.Roles, ","), "kafka", p.cfg.Kafka)
 	return g.Wait()
 }
 

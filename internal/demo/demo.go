@@ -26,6 +26,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/driftline/driftline/consumers"
+	"github.com/driftline/driftline/consumers/chsink"
 	"github.com/driftline/driftline/internal/accuracy"
 	"github.com/driftline/driftline/internal/app"
 	"github.com/driftline/driftline/internal/storefront"
@@ -48,6 +49,11 @@ type Config struct {
 	BadEvery          int                 // corrupt every n-th record; default 2000, <0 none
 	Listen            string              // broker listener; default 127.0.0.1:0
 	MetricsAddr       string              // optional /metrics of the in-process roles
+	// ClickHouseDSN, when set, adds the sink role: every topic is copied
+	// into ClickHouse (database ClickHouseDatabase, default "driftline"),
+	// and the demo ends only once the sink has caught up.
+	ClickHouseDSN      string
+	ClickHouseDatabase string
 	// Out receives the timeline; nil discards it.
 	Out io.Writer
 }
@@ -212,7 +218,8 @@ func (d *run) run(ctx context.Context) error {
 	kcfg := consumers.KafkaConfig{Brokers: []string{broker.Addr()}}
 	kcfg.SetDefaults()
 	proc, err := app.New(app.Config{
-		Kafka: kcfg, Roles: app.AllRoles, Provision: true, MetricsAddr: d.cfg.MetricsAddr,
+		Kafka: kcfg, Roles: d.roles(), Provision: true, MetricsAddr: d.cfg.MetricsAddr,
+		Sink:    chsink.Config{DSN: d.cfg.ClickHouseDSN, Database: d.cfg.ClickHouseDatabase},
 		Trainer: trainers.Config{MinRows: d.cfg.MinRows, WarmUp: d.cfg.WarmUp, DataWait: 2 * time.Minute},
 	}, d.log, nil)
 	if err != nil {
@@ -232,6 +239,9 @@ func (d *run) run(ctx context.Context) error {
 	g.Go(func() error { return d.watch(gctx, kcfg, proc, closed) })
 	g.Go(func() error { return d.produce(gctx, kcfg, closed) })
 	err = g.Wait()
+	if serr := d.drainSink(kcfg, proc); serr != nil && err == nil {
+		err = serr
+	}
 	stopRoles()
 	if perr := <-procDone; perr != nil && err == nil {
 		err = perr
@@ -347,13 +357,20 @@ func (d *run) observe(t consumers.Topics, r *kgo.Record) {
 		if json.Unmarshal(r.Value, &a) != nil {
 			return
 		}
-		d.mu.Lock()
-		d.sum.Alerts++
-		d.mu.Unlock()
 		what := a.Statistic
 		if a.Feature != "" {
 			what = a.Statistic + "(" + a.Feature + ")"
 		}
+		if a.Segment != "" {
+			what += " [" + a.Segment + "]"
+		}
+		if a.Status == schemas.AlertResolved {
+			d.step("resolved %s on %s/v%d: %s = %.3f, threshold %.3f over %d samples", a.Kind, a.Model, a.Version, what, a.Value, a.Threshold, a.Samples)
+			return
+		}
+		d.mu.Lock()
+		d.sum.Alerts++
+		d.mu.Unlock()
 		d.step("ALERT %s on %s/v%d: %s = %.3f, threshold %.3f over %d samples", a.Kind, a.Model, a.Version, what, a.Value, a.Threshold, a.Samples)
 	case t.Retrain:
 		var q schemas.RetrainRequest
@@ -380,13 +397,21 @@ func (d *run) observe(t consumers.Topics, r *kgo.Record) {
 				v.Version, v.Rows, v.Training.From.Format("15:04"), v.Training.To.Format("15:04"), v.Metrics.AUC, passFail(v.Metrics.GatePassed), gate)
 		case rec.Alias != nil:
 			a := rec.Alias
+			decision := ""
+			if a.Decision != "" {
+				decision = fmt.Sprintf(" (%s, move %d)", a.Decision, a.Seq)
+			}
+			if a.Alias != schemas.AliasChampion {
+				d.step("registry: %s of %s moved v%d -> v%d%s: %s", a.Alias, a.Model, a.Previous, a.Version, decision, a.Reason)
+				return
+			}
 			d.mu.Lock()
 			d.sum.ChampionVersion = a.Version
 			if !d.firstReq.IsZero() && d.newChamp == 0 {
 				d.newChamp = a.Version
 			}
 			d.mu.Unlock()
-			d.step("registry: champion of %s moved v%d -> v%d", a.Model, a.Previous, a.Version)
+			d.step("registry: champion of %s moved v%d -> v%d%s", a.Model, a.Previous, a.Version, decision)
 		}
 	case t.Labels:
 		var l schemas.Label

@@ -7,6 +7,10 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/DataDog/sketches-go/ddsketch"
+	"github.com/DataDog/sketches-go/ddsketch/mapping"
+	"github.com/DataDog/sketches-go/ddsketch/store"
+
 	"github.com/driftline/driftline/schemas"
 )
 
@@ -71,7 +75,21 @@ func Build(names []string, X [][]float64, bins int) []schemas.FeatureProfile {
 // they are counted where Bin puts them: -Inf in the first bin, +Inf and NaN
 // in the last. With no values at all, or only one distinct finite value,
 // the profile is a single bin with fraction 1.
+//
+// It also records what the online drift statistics need: Rows, Mean, Std,
+// Distinct and, for a feature with more than CategoricalMaxDistinct
+// distinct values, a DDSketch of the values (BuildSketch).
 func BuildOne(name string, values []float64, bins int) schemas.FeatureProfile {
+	return buildOne(name, values, bins, true)
+}
+
+// BuildBins is BuildOne without the sketch, mean and standard deviation:
+// only the bins, for callers that need nothing else (the offline report).
+func BuildBins(name string, values []float64, bins int) schemas.FeatureProfile {
+	return buildOne(name, values, bins, false)
+}
+
+func buildOne(name string, values []float64, bins int, full bool) schemas.FeatureProfile {
 	if bins <= 0 {
 		bins = DefaultBins
 	}
@@ -83,9 +101,16 @@ func BuildOne(name string, values []float64, bins int) schemas.FeatureProfile {
 	}
 	slices.Sort(v)
 
-	p := schemas.FeatureProfile{Name: name, Edges: []float64{}}
+	p := schemas.FeatureProfile{Name: name, Edges: []float64{}, Rows: len(values)}
 	if n := len(v); n > 0 {
-		if distinct := countDistinct(v, bins+1); distinct <= bins {
+		p.Distinct = countDistinct(v, max(bins, CategoricalMaxDistinct)+1)
+		if full {
+			p.Mean, p.Std = meanStd(v)
+			if p.Distinct > CategoricalMaxDistinct {
+				p.Sketch = BuildSketch(v)
+			}
+		}
+		if distinct := p.Distinct; distinct <= bins {
 			for i, x := range v[:n-1] {
 				if x != v[i+1] {
 					p.Edges = append(p.Edges, x)
@@ -116,6 +141,110 @@ func BuildOne(name string, values []float64, bins int) schemas.FeatureProfile {
 		p.Fractions[i] /= float64(len(values))
 	}
 	return p
+}
+
+// CategoricalMaxDistinct: a feature with at most this many distinct values
+// is categorical (Evidently's switch); its bins are its frequency table and
+// it gets no sketch.
+const CategoricalMaxDistinct = 5
+
+// SketchAccuracy is the relative accuracy of the reference sketches: a
+// value's bucket holds values within 0.5% of it (measured against SciPy in
+// monitors/column_test.go: normalised Wasserstein within 1e-3).
+const SketchAccuracy = 0.005
+
+// Index mappings of schemas.Sketch.
+const (
+	MappingCubic       = "cubic"
+	MappingLogarithmic = "logarithmic"
+)
+
+// Mapping returns the index mapping of a stored sketch.
+func Mapping(s *schemas.Sketch) (mapping.IndexMapping, error) {
+	switch s.Mapping {
+	case MappingCubic:
+		return mapping.NewCubicallyInterpolatedMapping(s.RelativeAccuracy)
+	case MappingLogarithmic, "":
+		return mapping.NewLogarithmicMapping(s.RelativeAccuracy)
+	}
+	return nil, fmt.Errorf("unknown sketch mapping %q", s.Mapping)
+}
+
+// BuildSketch returns a DDSketch (sketches-go, cubically interpolated
+// mapping of relative accuracy SketchAccuracy, which needs no logarithm per
+// value, and unbounded dense stores) of the finite values of v, in the
+// compact form stored in a profile.
+func BuildSketch(v []float64) *schemas.Sketch {
+	m, err := mapping.NewCubicallyInterpolatedMapping(SketchAccuracy)
+	if err != nil {
+		panic(err) // a constant accuracy in (0, 1) cannot fail
+	}
+	sk := ddsketch.NewDDSketchFromStoreProvider(m, store.DenseStoreConstructor)
+	for _, x := range v {
+		if !math.IsNaN(x) && !math.IsInf(x, 0) {
+			_ = sk.Add(x) // finite values within the mapping's range always add
+		}
+	}
+	return &schemas.Sketch{
+		Mapping:          MappingCubic,
+		RelativeAccuracy: SketchAccuracy,
+		Zero:             sk.GetZeroCount(),
+		Positive:         storeBins(sk.GetPositiveValueStore()),
+		Negative:         storeBins(sk.GetNegativeValueStore()),
+	}
+}
+
+func storeBins(st store.Store) schemas.SketchBins {
+	lo, err := st.MinIndex()
+	if err != nil {
+		return schemas.SketchBins{Counts: []float64{}}
+	}
+	hi, _ := st.MaxIndex()
+	b := schemas.SketchBins{Offset: lo, Counts: make([]float64, hi-lo+1)}
+	st.ForEach(func(i int, c float64) bool {
+		b.Counts[i-lo] += c
+		return false
+	})
+	return b
+}
+
+// Sketch returns the DDSketch of a stored profile sketch, for quantiles
+// and merges.
+func Sketch(s *schemas.Sketch) (*ddsketch.DDSketch, error) {
+	m, err := Mapping(s)
+	if err != nil {
+		return nil, fmt.Errorf("cannot build sketch: %w", err)
+	}
+	sk := ddsketch.NewDDSketchFromStoreProvider(m, store.DenseStoreConstructor)
+	for i, c := range s.Positive.Counts {
+		if c > 0 {
+			sk.GetPositiveValueStore().AddWithCount(s.Positive.Offset+i, c)
+		}
+	}
+	for i, c := range s.Negative.Counts {
+		if c > 0 {
+			sk.GetNegativeValueStore().AddWithCount(s.Negative.Offset+i, c)
+		}
+	}
+	if s.Zero > 0 {
+		if err := sk.AddWithCount(0, s.Zero); err != nil {
+			return nil, fmt.Errorf("cannot build sketch: %w", err)
+		}
+	}
+	return sk, nil
+}
+
+// meanStd returns the mean and population standard deviation of v.
+func meanStd(v []float64) (mean, std float64) {
+	for _, x := range v {
+		mean += x
+	}
+	mean /= float64(len(v))
+	var ss float64
+	for _, x := range v {
+		ss += (x - mean) * (x - mean)
+	}
+	return mean, math.Sqrt(ss / float64(len(v)))
 }
 
 // countDistinct returns the number of distinct values of the sorted slice v,
@@ -175,5 +304,88 @@ func Validate(p *schemas.FeatureProfile) error {
 	if math.Abs(sum-1) > 1e-6 {
 		return fmt.Errorf("profile %q: fractions sum to %g, not 1", p.Name, sum)
 	}
+	if s := p.Sketch; s != nil {
+		if _, err := Mapping(s); err != nil {
+			return fmt.Errorf("profile %q: %w", p.Name, err)
+		}
+		if !(s.RelativeAccuracy > 0 && s.RelativeAccuracy < 1) {
+			return fmt.Errorf("profile %q: sketch relative accuracy %g not in (0, 1)", p.Name, s.RelativeAccuracy)
+		}
+		if n := len(s.Positive.Counts) + len(s.Negative.Counts); n > MaxSketchBuckets {
+			return fmt.Errorf("profile %q: sketch has %d buckets, at most %d are monitored", p.Name, n, MaxSketchBuckets)
+		}
+		total := s.Zero
+		for _, c := range append(slices.Clip(s.Positive.Counts), s.Negative.Counts...) {
+			if !(c >= 0) || math.IsInf(c, 0) {
+				return fmt.Errorf("profile %q: sketch count %g", p.Name, c)
+			}
+			total += c
+		}
+		if !(s.Zero >= 0) || !(total > 0) {
+			return fmt.Errorf("profile %q: sketch holds no values", p.Name)
+		}
+	}
 	return nil
+}
+
+// MaxSketchBuckets bounds the buckets of a profile sketch the monitor
+// accepts (its window keeps a count per bucket): at 1% accuracy, 4096
+// buckets cover values over 35 orders of magnitude.
+const MaxSketchBuckets = 4096
+
+// Segment dimensions of schemas.Segments.
+const (
+	DimDevice   = "device"
+	DimCountry  = "country"
+	DimReferrer = "referrer"
+)
+
+// SegmentValue returns the value of dimension dim in s ("" when absent or
+// dim is unknown).
+func SegmentValue(s *schemas.Segments, dim string) string {
+	switch dim {
+	case DimDevice:
+		return s.Device
+	case DimCountry:
+		return s.Country
+	case DimReferrer:
+		return s.Referrer
+	}
+	return ""
+}
+
+// BuildSegments returns the reference profile of every segment (each
+// value of each of dims among segs, row i's segments being segs[i]) that
+// holds at least minRows rows, as BuildProfile builds the overall one; the
+// result is ordered by dimension, then value. Trainers store it in
+// Profile.Segments so the monitor compares each segment with its own
+// training distribution.
+func BuildSegments(names []string, X [][]float64, scores []float64, segs []schemas.Segments, dims []string, minRows, bins int) []schemas.SegmentProfile {
+	var out []schemas.SegmentProfile
+	for _, dim := range dims {
+		rows := map[string][]int{}
+		for i := range segs {
+			if v := SegmentValue(&segs[i], dim); v != "" {
+				rows[v] = append(rows[v], i)
+			}
+		}
+		values := make([]string, 0, len(rows))
+		for v, idx := range rows {
+			if len(idx) >= minRows {
+				values = append(values, v)
+			}
+		}
+		slices.Sort(values)
+		for _, v := range values {
+			idx := rows[v]
+			x := make([][]float64, len(idx))
+			sc := make([]float64, len(idx))
+			for j, i := range idx {
+				x[j], sc[j] = X[i], scores[i]
+			}
+			p := BuildProfile(names, x, sc, bins)
+			out = append(out, schemas.SegmentProfile{Segment: dim + "=" + v, Rows: p.Rows, Features: p.Features, Score: p.Score})
+		}
+	}
+	return out
 }

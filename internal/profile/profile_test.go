@@ -317,3 +317,55 @@ func BenchmarkBuild100kx15(b *testing.B) {
 		Build(names, X, 10)
 	}
 }
+
+// The sketch stored with a profile is a DDSketch of the training values:
+// its quantiles are within the relative accuracy of the exact ones, it
+// survives JSON, and it stays compact enough to travel in every registry
+// record.
+func TestSketchQuantilesSizeAndJSON(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	v := make([]float64, 50000)
+	for i := range v {
+		v[i] = 40 * rng.ExpFloat64()
+	}
+	p := BuildOne("price", v, 10)
+	if p.Sketch == nil || p.Distinct != 11 || p.Rows != len(v) || math.Abs(p.Mean-40) > 1 || math.Abs(p.Std-40) > 1.5 {
+		t.Fatalf("profile = rows %d distinct %d mean %g std %g sketch %v", p.Rows, p.Distinct, p.Mean, p.Std, p.Sketch != nil)
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) > 6144 {
+		t.Errorf("profile of one feature is %d bytes of JSON, want <= 6 KiB", len(b))
+	}
+	var back schemas.FeatureProfile
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if err := Validate(&back); err != nil {
+		t.Fatal(err)
+	}
+	sk, err := Sketch(back.Sketch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sorted := slices.Clone(v)
+	slices.Sort(sorted)
+	for _, q := range []float64{0.01, 0.25, 0.5, 0.9, 0.99} {
+		got, _ := sk.GetValueAtQuantile(q)
+		want := sorted[int(q*float64(len(v)-1))]
+		if math.Abs(got-want) > 0.0101*want {
+			t.Errorf("quantile %g: sketch %g, exact %g (relative accuracy %g)", q, got, want, SketchAccuracy)
+		}
+	}
+	// A categorical feature gets its frequency table and no sketch.
+	if c := BuildOne("mobile", []float64{0, 1, 1, 0, 1}, 10); c.Sketch != nil || c.Distinct != 2 {
+		t.Errorf("binary feature: distinct %d, sketch %v", c.Distinct, c.Sketch != nil)
+	}
+	// A registry record written before sketches existed still validates.
+	var old schemas.FeatureProfile
+	if err := json.Unmarshal([]byte(`{"name":"x","edges":[1,2],"fractions":[0.25,0.5,0.25]}`), &old); err != nil || Validate(&old) != nil || old.Sketch != nil {
+		t.Errorf("old profile: %v %v", err, Validate(&old))
+	}
+}

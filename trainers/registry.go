@@ -1,0 +1,125 @@
+package trainers
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/driftline/driftline/consumers"
+	"github.com/driftline/driftline/schemas"
+)
+
+// ErrNoRollback is returned by Rollback when the champion's history has no
+// earlier champion to go back to.
+var ErrNoRollback = errors.New("no previous champion to roll back to")
+
+// Registry writes the registry topic: version records under
+// "<model>/v<N>", and every alias move under its own key
+// "<model>@<alias>#<seq>" (schemas.AliasMoveKey), so the compacted topic
+// keeps the whole history of every alias and a rollback is one record. It
+// reads the registry through a ModelFeed, which must be running.
+//
+// Sequence numbers come from the feed plus what this Registry wrote; two
+// writers moving the same alias at the same moment could pick the same seq
+// (compaction would then keep only the later record of the two). Run one
+// trainer replica with shadow and probation enabled.
+type Registry struct {
+	feed  *consumers.ModelFeed
+	pub   message.Publisher
+	topic string
+
+	mu        sync.Mutex
+	lastSeq   map[string]int  // "<model>@<alias>" -> highest seq written here
+	published map[string]bool // version keys written here (the feed may not have read them yet)
+}
+
+// NewRegistry returns a registry writer on topic.
+func NewRegistry(feed *consumers.ModelFeed, pub message.Publisher, topic string) *Registry {
+	return &Registry{feed: feed, pub: pub, topic: topic, lastSeq: map[string]int{}, published: map[string]bool{}}
+}
+
+// Feed is the feed the registry reads.
+func (r *Registry) Feed() *consumers.ModelFeed { return r.feed }
+
+// PublishVersion writes a version record.
+func (r *Registry) PublishVersion(v *schemas.ModelVersion) error {
+	rec := schemas.RegistryRecord{Kind: schemas.RegistryVersion, Version: v}
+	if err := publishJSON(r.pub, r.topic, schemas.VersionKey(v.Model, v.Version), rec); err != nil {
+		return fmt.Errorf("cannot publish %s/v%d: %w", v.Model, v.Version, err)
+	}
+	r.mu.Lock()
+	r.published[schemas.VersionKey(v.Model, v.Version)] = true
+	r.mu.Unlock()
+	return nil
+}
+
+// MoveAlias points a model's alias at version (0 clears it) with one
+// record, and returns the move written. Previous is where the alias
+// pointed, per the feed.
+func (r *Registry) MoveAlias(model, alias string, version int, decision, reason string, evidence map[string]float64) (schemas.AliasMove, error) {
+	r.mu.Lock()
+	mine := r.published[schemas.VersionKey(model, version)]
+	r.mu.Unlock()
+	if version != 0 && !mine && r.feed.Version(model, version) == nil {
+		return schemas.AliasMove{}, fmt.Errorf("cannot move %s of %s to v%d: the registry has no such version", alias, model, version)
+	}
+	prev := 0
+	if v := r.feed.Alias(model, alias); v != nil {
+		prev = v.Version
+	}
+	key := schemas.AliasKey(model, alias)
+	r.mu.Lock()
+	seq := max(r.feed.NextAliasSeq(model, alias), r.lastSeq[key]+1)
+	r.lastSeq[key] = seq
+	r.mu.Unlock()
+	move := schemas.AliasMove{
+		Model: model, Alias: alias, Version: version, Previous: prev, Reason: reason, At: time.Now().UTC(),
+		Seq: seq, Decision: decision, Evidence: evidence,
+	}
+	rec := schemas.RegistryRecord{Kind: schemas.RegistryAlias, Alias: &move}
+	if err := publishJSON(r.pub, r.topic, schemas.AliasMoveKey(model, alias, seq), rec); err != nil {
+		return schemas.AliasMove{}, fmt.Errorf("cannot move %s of %s to v%d: %w", alias, model, version, err)
+	}
+	return move, nil
+}
+
+// PreviousChampion is the version a rollback returns to: the champion
+// before the current one, where history is read as a stack (a move pushes
+// its version; a rollback pops the version it rolled back from), so
+// repeated rollbacks walk back through the champions, never forward. 0 if
+// there is none.
+func PreviousChampion(history []schemas.AliasMove) int {
+	var stack []int
+	for _, m := range history {
+		switch {
+		case m.Decision == schemas.DecisionRollback || m.Decision == schemas.DecisionRolledBack:
+			if len(stack) > 0 {
+				stack = stack[:len(stack)-1]
+			}
+			if len(stack) == 0 || stack[len(stack)-1] != m.Version {
+				stack = append(stack, m.Version)
+			}
+		case len(stack) == 0 || stack[len(stack)-1] != m.Version:
+			stack = append(stack, m.Version)
+		}
+	}
+	if len(stack) < 2 {
+		return 0
+	}
+	return stack[len(stack)-2]
+}
+
+// Rollback moves the champion back to the previous champion
+// (PreviousChampion) in one alias record with the given decision
+// (schemas.DecisionRollback for an operator, DecisionRolledBack for
+// probation).
+func (r *Registry) Rollback(model, decision, reason string, evidence map[string]float64) (schemas.AliasMove, error) {
+	to := PreviousChampion(r.feed.AliasHistory(model, schemas.AliasChampion))
+	if to == 0 {
+		return schemas.AliasMove{}, fmt.Errorf("cannot roll back %s: %w", model, ErrNoRollback)
+	}
+	return r.MoveAlias(model, schemas.AliasChampion, to, decision, reason, evidence)
+}

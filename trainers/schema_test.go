@@ -1,0 +1,83 @@
+package trainers
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/segmentio/encoding/json"
+
+	"github.com/driftline/driftline/schemas"
+)
+
+// TestRegistryRecordsMatchTheirJSONSchema holds
+// schemas/jsonschema/driftline.models.json and the records the trainers
+// write together: a trained version, a gated alias move, a shadow clear.
+func TestRegistryRecordsMatchTheirJSONSchema(t *testing.T) {
+	f, err := os.Open(filepath.Join("..", "schemas", "jsonschema", "driftline.models.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	doc, err := jsonschema.UnmarshalJSON(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := jsonschema.NewCompiler()
+	c.AssertFormat()
+	url := doc.(map[string]any)["$id"].(string)
+	if err := c.AddResource(url, doc); err != nil {
+		t.Fatal(err)
+	}
+	sch, err := c.Compile(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	validate := func(name string, rec any) error {
+		b, err := json.Marshal(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sch.Validate(v)
+	}
+	res, err := Train(TrainConfig{}, names, labelled(rand.New(rand.NewPCG(8, 8)), 1000, 1, t0), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := res.Version
+	v.Model, v.Version = "m", 1
+	now := time.Now().UTC()
+	for name, rec := range map[string]schemas.RegistryRecord{
+		"version": {Kind: schemas.RegistryVersion, Version: &v},
+		"gated move": {Kind: schemas.RegistryAlias, Alias: &schemas.AliasMove{Model: "m", Alias: schemas.AliasChampion, Version: 1, At: now,
+			Seq: 1, Decision: schemas.DecisionGated, Evidence: map[string]float64{"holdout_auc": 0.8}}},
+		"shadow cleared": {Kind: schemas.RegistryAlias, Alias: &schemas.AliasMove{Model: "m", Alias: schemas.AliasShadow, Previous: 2, At: now,
+			Seq: 2, Decision: schemas.DecisionShadowRejected}},
+		"pre-history move": {Kind: schemas.RegistryAlias, Alias: &schemas.AliasMove{Model: "m", Alias: schemas.AliasChampion, Version: 1, At: now}},
+	} {
+		if err := validate(name, rec); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	// The schema can fail: a move with an unknown decision, a version
+	// without weights.
+	bad := schemas.RegistryRecord{Kind: schemas.RegistryAlias, Alias: &schemas.AliasMove{Model: "m", Alias: "champion", At: now, Decision: "vibes"}}
+	if validate("bad decision", bad) == nil {
+		t.Error("the schema accepted an unknown decision")
+	}
+	var m map[string]any
+	b, _ := json.Marshal(schemas.RegistryRecord{Kind: schemas.RegistryVersion, Version: &v})
+	_ = json.Unmarshal(b, &m)
+	delete(m["version"].(map[string]any), "weights")
+	if validate("no weights", m) == nil {
+		t.Error("the schema accepted a version without weights")
+	}
+}
