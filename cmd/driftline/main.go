@@ -28,8 +28,8 @@ import (
 const usage = `driftline keeps e-commerce models honest in production.
 
 Usage:
-  driftline demo     [--json] [--seed N] [--scenario both|covariate|concept]
-  driftline run      --brokers HOST:PORT[,...] --roles features,monitor,trainer
+  driftline demo     [--json] [--seed N] [--scenario both|covariate|concept|none] [--clickhouse DSN]
+  driftline run      --brokers HOST:PORT[,...] --roles features,monitor,trainer,sink [--clickhouse DSN]
   driftline broker   [--listen 127.0.0.1:9092] [--data-dir DIR]
   driftline simulate [--brokers ADDRS] [--seed N] [--scenario S] [--shift-at 3h] [--duration 1h]
   driftline models   list|history|show|promote|rollback [--json] [--version N] [--alias A] [--brokers ADDRS] [--model NAME]
