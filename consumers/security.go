@@ -216,8 +216,10 @@ func (s SASLConfig) mechanism() sasl.Mechanism {
 
 // opts returns the client options for these settings. TLS files are read
 // again for each client, so a rotated certificate is picked up when a client
-// is recreated; Validate has checked them once already, so a failure here is
-// logged and the client goes on without TLS, which the broker then refuses.
+// is recreated; Validate has checked them once already. When they cannot be
+// read now, the error is logged and the client fails closed: it still dials
+// TLS, with a certificate pool that trusts nothing, so every handshake fails
+// and no byte (a SASL password least of all) is ever sent in cleartext.
 func (s Security) opts(log *slog.Logger) []kgo.Opt {
 	var opts []kgo.Opt
 	if m := s.SASL.mechanism(); m != nil {
@@ -225,7 +227,8 @@ func (s Security) opts(log *slog.Logger) []kgo.Opt {
 	}
 	c, err := s.TLS.config()
 	if err != nil {
-		log.Error("cannot configure Kafka TLS", "err", err)
+		log.Error("cannot configure Kafka TLS: this client trusts no broker until the TLS files are readable", "err", err)
+		c = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: x509.NewCertPool()}
 	}
 	if c != nil {
 		opts = append(opts, kgo.DialTLSConfig(c))

@@ -252,3 +252,34 @@ func selfSigned(t *testing.T, dir string) (*tls.Config, string) {
 	}
 	return &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}, ca
 }
+
+// A CA file that disappears after Validate must not turn TLS off: against a
+// plaintext listener that accepts SASL PLAIN, a client that fell back to
+// cleartext would log in (and send the password in the clear); one that fails
+// closed cannot connect at all.
+func TestUnreadableCAFileFailsClosed(t *testing.T) {
+	dir := t.TempDir()
+	_, caFile := selfSigned(t, dir)
+	addr := saslBroker(t, nil) // plaintext
+	cfg := KafkaConfig{Brokers: []string{addr}}
+	cfg.SetDefaults()
+	if err := cfg.Security.FromEnv(env(map[string]string{
+		EnvKafkaSASLMechanism: SASLPlain, EnvKafkaSASLUser: "carol", EnvKafkaSASLPassword: secret,
+	})); err != nil {
+		t.Fatal(err)
+	}
+	if err := login(cfg); err != nil {
+		t.Fatalf("the plaintext SASL listener should accept carol: %v", err)
+	}
+	withTLS := cfg
+	withTLS.Security.TLS = TLSConfig{CAFile: caFile}
+	if err := withTLS.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(caFile); err != nil {
+		t.Fatal(err)
+	}
+	if err := login(withTLS); err == nil {
+		t.Fatal("the CA file is gone and the client logged in over plaintext: TLS was silently switched off")
+	}
+}

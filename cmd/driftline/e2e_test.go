@@ -152,7 +152,11 @@ func readTopic(t *testing.T, addr, topic string, want int, quiet time.Duration) 
 	defer cl.Close()
 	var out []*kgo.Record
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), quiet)
+		wait := quiet // the first poll also connects: give it time on a loaded machine
+		if len(out) == 0 {
+			wait = max(quiet, 5*time.Second)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
 		fs := cl.PollFetches(ctx)
 		cancel()
 		n := 0

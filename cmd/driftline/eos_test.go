@@ -42,7 +42,14 @@ func readCommitted(t *testing.T, addr, topic string, want int, quiet time.Durati
 	defer cl.Close()
 	var out []*kgo.Record
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), quiet)
+		// Until the first record arrives the wait covers connecting and the
+		// first fetch, which take far longer than quiet on a loaded machine
+		// (a 300 ms first poll once read an empty topic of 20k records).
+		wait := quiet
+		if len(out) == 0 {
+			wait = max(quiet, 5*time.Second)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
 		fs := cl.PollFetches(ctx)
 		cancel()
 		n := 0

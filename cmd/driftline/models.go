@@ -80,7 +80,7 @@ func runModels(ctx context.Context, args []string, log *slog.Logger, out io.Writ
 	case "history":
 		return printHistory(out, enc, feed.AliasHistory(*model, *alias), *asJSON)
 	case "promote", "rollback":
-		pub, err := kpubsub.NewPublisher(kpubsub.PublisherConfig{Brokers: kcfg.Brokers}, watermill.NopLogger{})
+		pub, err := kpubsub.NewPublisher(kpubsub.PublisherConfig{Brokers: kcfg.Brokers, ClientOptions: kcfg.NamedClientOptions(log, "models")}, watermill.NopLogger{})
 		if err != nil {
 			return fmt.Errorf("cannot create registry publisher: %w", err)
 		}

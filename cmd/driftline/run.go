@@ -25,7 +25,7 @@ func runCmd(ctx context.Context, args []string, log *slog.Logger) error {
 	txnID := fs.String("transactional-id", "", "feature stage: transactional ID of this instance, stable across its restarts (default <group>-<hostname>-<pid>; never shared by two live processes)")
 	sessionTimeout := fs.Duration("session-timeout", 0, "feature stage: consumer group session timeout, how long a killed member keeps its partitions (default 45s)")
 	featuresFile := fs.String("features-file", "", "feature stage: YAML feature definitions computed by the window engine (docs/windows.md; default the embedded features/window/purchase_propensity.yaml); the model's features must be defined in it")
-	chDSN := fs.String("clickhouse", os.Getenv(consumers.EnvClickHouseDSN), "sink: ClickHouse DSN, native protocol, clickhouse://user:password@host:9000?secure=true (default $DRIFTLINE_CLICKHOUSE_DSN, which keeps the password out of the process list)")
+	chDSN := fs.String("clickhouse", "", "sink: ClickHouse DSN, native protocol, clickhouse://user:password@host:9000?secure=true (default $DRIFTLINE_CLICKHOUSE_DSN, which keeps the password out of the process list)")
 	chDatabase := fs.String("clickhouse-database", "driftline", "sink: ClickHouse database of the tables, created when missing")
 	trainerBackend := fs.String("trainer-backend", "cpu", "trainer: cpu, or gpu (the contract trainer of --gpu-command when --gpu-probe succeeds, else cpu)")
 	gpuCommand := fs.String("gpu-command", "python3 trainers/gpu/train.py", "trainer: the GPU contract trainer, split on spaces")
@@ -36,9 +36,17 @@ func runCmd(ctx context.Context, args []string, log *slog.Logger) error {
 	shadowMargin := fs.Float64("shadow-margin", 0, "trainer: promote the shadow when its AUC >= the champion's minus this")
 	probationLabels := fs.Int("probation-labels", 1000, "trainer: labels a new champion is compared with the previous one on; -1 disables probation")
 	probationMargin := fs.Float64("probation-margin", 0.02, "trainer: roll back when the new champion's AUC is below the previous one's by more than this")
-	webhook := fs.String("alert-webhook", os.Getenv(consumers.EnvAlertWebhook), "monitor: POST every alert (firing and resolved) to this Slack-compatible webhook URL, with retry (default $DRIFTLINE_ALERT_WEBHOOK, which keeps a secret URL out of the process list)")
+	webhook := fs.String("alert-webhook", "", "monitor: POST every alert (firing and resolved) to this Slack-compatible webhook URL, with retry (default $DRIFTLINE_ALERT_WEBHOOK, which keeps a secret URL out of the process list)")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	// Secrets from the environment are read after parsing, never used as
+	// flag defaults: the usage text of a mistyped flag would print them.
+	if *chDSN == "" {
+		*chDSN = os.Getenv(consumers.EnvClickHouseDSN)
+	}
+	if *webhook == "" {
+		*webhook = os.Getenv(consumers.EnvAlertWebhook)
 	}
 	rs, err := app.ParseRoles(*roles)
 	if err != nil {

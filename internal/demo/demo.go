@@ -468,13 +468,18 @@ func (d *run) finish() {
 		}
 	}
 	recovered := s.AUCAfterRetrain > s.AUCAfterShift
-	s.LoopClosed = d.newChamp != 0 && s.Alerts > 0 && s.LabelsAfterRetrain >= d.cfg.EvalLabels && recovered
+	// A champion rolled back below the post-shift retrain (probation) does
+	// not close the loop: the model serving at the end must be a new one.
+	current := d.newChamp != 0 && s.ChampionVersion >= d.newChamp
+	s.LoopClosed = current && s.Alerts > 0 && s.LabelsAfterRetrain >= d.cfg.EvalLabels && recovered
 	if !s.LoopClosed && s.Reason == "" {
 		switch {
 		case s.Alerts == 0:
 			s.Reason = "no alert fired"
 		case d.newChamp == 0:
 			s.Reason = "no new champion after the shift"
+		case !current:
+			s.Reason = fmt.Sprintf("the champion at the end is v%d, older than v%d, the first one after the shift (rolled back)", s.ChampionVersion, d.newChamp)
 		case !recovered:
 			s.Reason = fmt.Sprintf("accuracy did not recover: AUC %.3f after retrain vs %.3f after the shift", s.AUCAfterRetrain, s.AUCAfterShift)
 		default:
