@@ -21,6 +21,7 @@ type Topics struct {
 	Predictions  string `yaml:"predictions"`
 	Labels       string `yaml:"labels"`
 	Alerts       string `yaml:"alerts"`
+	Reports      string `yaml:"reports"`
 	Retrain      string `yaml:"retrain"`
 	Models       string `yaml:"models"`
 	DLQ          string `yaml:"dlq"`
@@ -36,6 +37,7 @@ func DefaultTopics() Topics {
 		Predictions:  schemas.TopicPredictions,
 		Labels:       schemas.TopicLabels,
 		Alerts:       schemas.TopicAlerts,
+		Reports:      schemas.TopicReports,
 		Retrain:      schemas.TopicRetrain,
 		Models:       schemas.TopicModels,
 		DLQ:          schemas.TopicDLQ,
@@ -68,7 +70,7 @@ func (t Topics) Validate() error {
 	for name, v := range map[string]string{
 		"clickstream": t.Clickstream, "cart": t.Cart, "transactions": t.Transactions,
 		"features": t.Features, "predictions": t.Predictions, "labels": t.Labels,
-		"alerts": t.Alerts, "retrain": t.Retrain, "models": t.Models, "dlq": t.DLQ,
+		"alerts": t.Alerts, "reports": t.Reports, "retrain": t.Retrain, "models": t.Models, "dlq": t.DLQ,
 	} {
 		if v == "" {
 			return fmt.Errorf("topic %s: name must not be empty", name)
@@ -98,7 +100,7 @@ func (t Topics) Specs(partitions int32) []TopicSpec {
 	return []TopicSpec{
 		data(t.Clickstream), data(t.Cart), data(t.Transactions),
 		data(t.Features), data(t.Predictions), data(t.Labels), data(t.DLQ),
-		one(t.Alerts), one(t.Retrain), one(t.RetrainPoison()),
+		one(t.Alerts), one(t.Reports), one(t.Retrain), one(t.RetrainPoison()),
 		{Name: t.Models, Partitions: 1, Configs: map[string]*string{"cleanup.policy": &compact}},
 		ChangelogSpec(DefaultFeaturesGroup, partitions),
 	}

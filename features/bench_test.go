@@ -44,9 +44,7 @@ func BenchmarkHandle(b *testing.B) {
 			// A batch boundary: the changelog records of the keys the
 			// batch changed, as Run writes them, buffers reused.
 			p.out = p.flushChangelog(p.out)
-			clear(p.out)
-			p.out = p.out[:0]
-			p.changelog.reset()
+			p.resetOutputs()
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")

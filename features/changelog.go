@@ -60,6 +60,7 @@ const (
 	flagDirty   keyFlags = 1 << iota // in this batch's dirty list
 	flagWritten                      // a value was written to the changelog (a deletion needs a tombstone)
 	flagDeleted                      // removed from the state; a tombstone is due
+	flagQueued                       // a pending label in its partition's queue
 )
 
 // dirtyKeys lists the keys of one partition changed since the last flush.
@@ -193,6 +194,9 @@ func (ps *partState) flush(part int32, w *changelogWriter, out []*kgo.Record) []
 			s.flags |= flagWritten
 		case s.flags&flagWritten != 0:
 			out = append(out, w.record(part, prefixSession, s.id, nil))
+			ps.releaseSession(s)
+		default:
+			ps.releaseSession(s)
 		}
 	}
 	d.sessions = d.sessions[:0]
@@ -201,10 +205,13 @@ func (ps *partState) flush(part int32, w *changelogWriter, out []*kgo.Record) []
 		pl.flags &^= flagDirty
 		switch {
 		case !pl.resolved:
-			out = append(out, w.record(part, prefixPending, pl.eventID, pl))
+			out = append(out, w.record(part, prefixPending, pl.eventID(), pl))
 			pl.flags |= flagWritten
 		case pl.flags&flagWritten != 0:
-			out = append(out, w.record(part, prefixPending, pl.eventID, nil))
+			out = append(out, w.record(part, prefixPending, pl.eventID(), nil))
+			ps.release(pl)
+		default:
+			ps.release(pl)
 		}
 	}
 	d.pending = d.pending[:0]
@@ -445,7 +452,7 @@ func decodeSession(id string, value []byte) (*session, error) {
 func decodePending(id string, value []byte) (*pendingLabel, string, error) {
 	r := reader{b: value}
 	r.version()
-	pl := &pendingLabel{eventID: id, flags: flagWritten}
+	pl := &pendingLabel{idBuf: []byte(id), flags: flagWritten}
 	sess := r.str()
 	pl.atMs = r.varint()
 	pl.score = r.float()
@@ -500,15 +507,16 @@ func (rs *restoring) finish(now time.Time, eng *window.Engine) (*partState, erro
 		pls = append(pls, pl)
 	}
 	slices.SortFunc(pls, func(a, b *pendingLabel) int {
-		return cmp.Or(cmp.Compare(a.atMs, b.atMs), strings.Compare(a.eventID, b.eventID))
+		return cmp.Or(cmp.Compare(a.atMs, b.atMs), strings.Compare(a.eventID(), b.eventID()))
 	})
 	for _, pl := range pls {
 		s := ps.sessions[rs.pendSess[pl]]
 		if s == nil {
-			fail(fmt.Errorf("cannot restore pending label %q: its session %q is missing", pl.eventID, rs.pendSess[pl]))
+			fail(fmt.Errorf("cannot restore pending label %q: its session %q is missing", pl.eventID(), rs.pendSess[pl]))
 			continue
 		}
 		pl.sess = s
+		pl.flags |= flagQueued
 		s.pending = append(s.pending, pl)
 		ps.queue = append(ps.queue, pl)
 	}

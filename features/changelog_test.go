@@ -146,7 +146,7 @@ func encodedState(ps *partState, eng map[string]bool) map[string]string {
 	m[keyEngineClock] = string(ps.eng.AppendMeta(nil))
 	for _, pl := range ps.queue {
 		if !pl.resolved {
-			m[prefixPending+pl.eventID] = string(pl.appendBinary(nil))
+			m[prefixPending+pl.eventID()] = string(pl.appendBinary(nil))
 		}
 	}
 	m[keyClock] = string(ps.appendBinary(nil))

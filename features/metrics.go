@@ -47,6 +47,7 @@ type metrics struct {
 	changelog      prometheus.Counter
 	restoreSeconds prometheus.Histogram
 	restoreRecords prometheus.Counter
+	pausedInputs   prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -109,7 +110,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.restoreRecords = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "driftline_features_restore_records_total", Help: "Changelog records read while restoring state.",
 	})
-	reg.MustRegister(m.txns, m.changelog, m.restoreSeconds, m.restoreRecords)
+	m.pausedInputs = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "driftline_features_paused_inputs",
+		Help: "Input topic-partitions whose fetching is paused because their event time runs more than max_input_skew ahead of a lagging input with backlog.",
+	})
+	reg.MustRegister(m.txns, m.changelog, m.restoreSeconds, m.restoreRecords, m.pausedInputs)
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "driftline_features_watermark_delay_seconds", Help: "Wall clock minus the lowest watermark (0 before the first): how far event time lags behind now.",
 	}, m.watermark.(*watermarkGauge).delay))

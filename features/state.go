@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/driftline/driftline/features/window"
 	"github.com/driftline/driftline/schemas"
@@ -44,14 +45,24 @@ func (s *session) purchasedWithin(from, to int64) (int64, bool) {
 // pendingLabel is a vector waiting for its outcome. It keeps only what
 // its session does not: the label record is built when the outcome is known.
 type pendingLabel struct {
-	sess     *session
-	eventID  string
+	sess  *session
+	idBuf []byte // the event id, reused when the label is (newPendingLabel)
+	// values are reused too: a label record encodes them at once, and a
+	// label is reused only once it is resolved, out of the queue and
+	// written to the changelog (release).
 	values   []float64
 	atMs     int64 // event time of the scored event
 	score    float64
 	version  int32
 	resolved bool
 	flags    keyFlags // changelog bookkeeping
+}
+
+// eventID is the label's event id. It shares the label's buffer: use it
+// at once (to encode a record), never keep it, since the buffer is reused
+// once the label is released.
+func (pl *pendingLabel) eventID() string {
+	return unsafe.String(unsafe.SliceData(pl.idBuf), len(pl.idBuf))
 }
 
 // pendingQueue is a min-heap of pending labels by event time, so one
@@ -88,10 +99,62 @@ type partState struct {
 	sessions map[string]*session
 	queue    pendingQueue
 	clocks   [numInputs]inputClock
+	backlog  [numInputs]bool // the input had unread records at its last fetch (align)
 	created  time.Time
 	swept    int64 // watermark at the last session sweep
 	metaWM   int64 // engine watermark in the last engine clock record written
 	dirty    dirtyKeys
+
+	// Free lists: resolved pending labels and dropped sessions are reused
+	// with their buffers, so a steady stream allocates nothing per event.
+	freeLabels   []*pendingLabel
+	freeSessions []*session
+}
+
+// newPendingLabel returns a pending label of session s for the event eventID
+// at ms, reusing a released one (and its buffers) when there is one. Its
+// values are empty with capacity kept.
+func (p *partState) newPendingLabel(s *session, eventID string, ms int64, nvalues int) *pendingLabel {
+	var pl *pendingLabel
+	if n := len(p.freeLabels); n > 0 {
+		pl = p.freeLabels[n-1]
+		p.freeLabels[n-1] = nil
+		p.freeLabels = p.freeLabels[:n-1]
+	} else {
+		pl = &pendingLabel{}
+	}
+	pl.sess, pl.atMs = s, ms
+	pl.idBuf = append(pl.idBuf[:0], eventID...)
+	if cap(pl.values) < nvalues {
+		pl.values = make([]float64, 0, nvalues)
+	}
+	pl.values = pl.values[:0]
+	return pl
+}
+
+// release returns a pending label to the free list once nothing refers to
+// it: resolved, out of the queue (positive labels stay there until their
+// horizon passes) and not waiting in the dirty list for its changelog
+// tombstone. Its session no longer lists it (resolvePurchase and expire
+// remove it). Calling it earlier is a no-op; the last holder calls it again.
+func (p *partState) release(pl *pendingLabel) {
+	if !pl.resolved || pl.flags&(flagQueued|flagDirty) != 0 {
+		return
+	}
+	idBuf, values := pl.idBuf, pl.values
+	*pl = pendingLabel{idBuf: idBuf, values: values}
+	p.freeLabels = append(p.freeLabels, pl)
+}
+
+// releaseSession returns a dropped session to the free list once its
+// changelog tombstone is written (not dirty any more).
+func (p *partState) releaseSession(s *session) {
+	if s.flags&flagDeleted == 0 || s.flags&flagDirty != 0 {
+		return
+	}
+	purchases, pending := s.purchases[:0], s.pending[:0]
+	*s = session{purchases: purchases, pending: pending}
+	p.freeSessions = append(p.freeSessions, s)
 }
 
 func newPartState(now time.Time, eng *window.Engine) *partState {
@@ -154,16 +217,32 @@ func (p *partState) intern(seg schemas.Segments) *schemas.Segments {
 	return s
 }
 
+// engineKey returns the window engine's copy of a key it holds, or a clone
+// of key when it holds none (an entity without features).
+func (p *partState) engineKey(ent window.Entity, key string) string {
+	if k, ok := p.eng.Key(ent, key); ok {
+		return k
+	}
+	return strings.Clone(key)
+}
+
 // apply records an event the engine accepted in the session's label
 // bookkeeping and returns the session.
 func (p *partState) apply(e *schemas.Event) *session {
 	s := p.sessions[e.SessionID]
 	if s == nil {
-		s = &session{
-			id:       strings.Clone(e.SessionID),
-			userID:   strings.Clone(e.UserID),
-			segments: p.intern(schemas.Segments{Device: e.Device, Country: e.Country, Referrer: e.Referrer}),
+		if n := len(p.freeSessions); n > 0 {
+			s = p.freeSessions[n-1]
+			p.freeSessions[n-1] = nil
+			p.freeSessions = p.freeSessions[:n-1]
+		} else {
+			s = &session{}
 		}
+		// The engine keeps its own copies of the ids (it has just applied
+		// the event): share them instead of cloning the record's again.
+		s.id = p.engineKey(window.Session, e.SessionID)
+		s.userID = p.engineKey(window.User, e.UserID)
+		s.segments = p.intern(schemas.Segments{Device: e.Device, Country: e.Country, Referrer: e.Referrer})
 		p.sessions[s.id] = s
 	}
 	p.dirty.session(s)

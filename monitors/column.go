@@ -29,6 +29,7 @@ type column struct {
 	gauge     prometheus.Gauge // driftline_monitor_drift of this column
 	psiGauge  prometheus.Gauge // driftline_monitor_psi, all traffic only
 	key       string           // dedup key, set at the first evaluation
+	psiKey    string           // dedup key of its PSI report, when PSI is not its method
 }
 
 // grid lays a reference sketch's buckets out in value order: cell 0 is an

@@ -59,21 +59,41 @@ func windowOf(t testing.TB, reference, current []float64, method Method) *driftW
 // they agree with SciPy on the raw samples within the sketch's resolution,
 // and give the same verdict at Evidently's thresholds.
 func TestSketchStatisticsAgreeWithSciPy(t *testing.T) {
+	// KS D is within 1e-3 of SciPy's wherever the reference has enough
+	// rows per bucket: the window's side is exact (ksRefined walks its raw
+	// values), the reference's is interpolated inside its buckets. Two
+	// cases cannot get there from a sketch, and get the tightest bound
+	// that holds for them (2e-3):
+	//   - a small reference (800 rows): its empirical CDF climbs in steps
+	//     of 1/800 = 1.25e-3 at values the sketch does not keep, and
+	//     SciPy's sup sits on such a step (1.5e-3 off);
+	//   - a current window beyond the reference's range: the sup sits at
+	//     the reference's maximum, inside its last bucket (0.5% wide), and
+	//     the profile keeps neither min nor max, so the interpolation
+	//     reaches 1 at the bucket's end, not at the maximum (1.7e-3 off).
+	//     Storing min and max in the profile would close it.
 	const (
-		ksTol = 0.004 // KS D: at most one bucket's share of either sample
-		wTol  = 1e-3  // normalised Wasserstein
+		ksTol       = 1e-3
+		ksTolCoarse = 2e-3
+		wTol        = 1e-3 // normalised Wasserstein
 	)
+	coarse := map[string]bool{"small reference (KS by default)": true, "current beyond the reference's range": true}
 	for _, c := range loadSketchCases(t) {
 		t.Run(c.Name, func(t *testing.T) {
 			ks := windowOf(t, c.Reference, c.Current, MethodKS)
-			d := ks.cols[0].ksStatistic(ks.n)
+			d := ks.ksRefined(0)
+			bucketed := ks.cols[0].ksStatistic(ks.n)
 			st := ks.evaluate(0)
 			wa := windowOf(t, c.Reference, c.Current, MethodWasserstein)
 			wn := wa.evaluate(0).value
-			t.Logf("KS D %.6f vs SciPy %.6f (|diff| %.1e), p %.3g vs %.3g; W normed %.6f vs %.6f (|diff| %.1e)",
-				d, c.KSStatistic, math.Abs(d-c.KSStatistic), st.value, c.KSPValue, wn, c.WassersteinNormed, math.Abs(wn-c.WassersteinNormed))
-			if math.Abs(d-c.KSStatistic) > ksTol {
-				t.Errorf("KS statistic %.6f, SciPy %.6f", d, c.KSStatistic)
+			t.Logf("KS D %.6f vs SciPy %.6f (|diff| %.1e; bucket ends only: %.1e), p %.3g vs %.3g; W normed %.6f vs %.6f (|diff| %.1e)",
+				d, c.KSStatistic, math.Abs(d-c.KSStatistic), math.Abs(bucketed-c.KSStatistic), st.value, c.KSPValue, wn, c.WassersteinNormed, math.Abs(wn-c.WassersteinNormed))
+			tol := ksTol
+			if coarse[c.Name] {
+				tol = ksTolCoarse
+			}
+			if math.Abs(d-c.KSStatistic) > tol {
+				t.Errorf("KS statistic %.6f, SciPy %.6f: |diff| %.1e > %.0e", d, c.KSStatistic, math.Abs(d-c.KSStatistic), tol)
 			}
 			if math.Abs(wn-c.WassersteinNormed) > wTol {
 				t.Errorf("normalised Wasserstein %.6f, SciPy %.6f", wn, c.WassersteinNormed)

@@ -81,6 +81,12 @@ func (mo *Monitor) detect(score float64, label int, at time.Time) {
 		if !(after > before) {
 			continue
 		}
+		if _, ok := d.d.(*ADWIN); ok && after-before < mo.cfg.MinErrorIncrease {
+			// ADWIN's after is the mean of its window past the cut, so
+			// the rise is measured: too small to wake anyone for. (The
+			// others' after is a trailing mean that lags the change.)
+			continue
+		}
 		mo.fireOnce(check{
 			kind: schemas.AlertErrorChange, stat: d.name, value: after, threshold: before,
 			window: schemas.Window{From: mo.acc.oldest(), To: at}, samples: n,

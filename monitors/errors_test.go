@@ -61,3 +61,32 @@ func TestDetectorsQuietOnAStationaryErrorStream(t *testing.T) {
 		t.Fatalf("%d alerts on 100k stationary labels, first %+v", len(a), a[0])
 	}
 }
+
+// ADWIN finds negligible rises on long streams; the alert policy keeps them
+// from waking anyone: the same stream alerts with any rise allowed, and not
+// with the default MinErrorIncrease.
+func TestADWINIgnoresANegligibleErrorRise(t *testing.T) {
+	run := func(minIncrease float64) int {
+		rng := rand.New(rand.NewPCG(45, 46))
+		w := newWatched(t, Config{MinErrorIncrease: minIncrease, MinLabels: 1000, AccuracyWindow: 1000}, reference(rng, 2000))
+		for i := range 30_000 {
+			y := rng.IntN(2)
+			e := 0.25 + 0.2*(rng.Float64()-0.5)
+			if i >= 10_000 {
+				e += 0.01 // mean absolute error 0.25 -> 0.26
+			}
+			s := e
+			if y == 1 {
+				s = 1 - e
+			}
+			w.label(t, t0.Add(time.Duration(i)*time.Second), s, y)
+		}
+		return len(ofKind(drain[schemas.Alert](w.alerts), schemas.AlertErrorChange))
+	}
+	if n := run(-1); n == 0 {
+		t.Fatal("with any rise allowed, ADWIN raised nothing: the stream does not exercise the floor")
+	}
+	if n := run(0); n != 0 {
+		t.Fatalf("%d error_change alerts for a 0.01 rise of the mean error, want 0 (default floor 0.02)", n)
+	}
+}

@@ -20,6 +20,7 @@ type metrics struct {
 	alerts          *prometheus.CounterVec
 	retrains        prometheus.Counter
 	suppressed      *prometheus.CounterVec
+	reports         *prometheus.CounterVec
 
 	suppressedCooldown prometheus.Counter
 	suppressedBudget   prometheus.Counter
@@ -89,12 +90,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		suppressed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "driftline_monitor_retrain_suppressed_total", Help: "Retrain requests not sent, by reason: cooldown (one per incident) or budget (retrains_per_hour spent).",
 		}, []string{"reason"}),
+		reports: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "driftline_monitor_reports_total", Help: "Drift and accuracy reports of the evaluations, by result: published to the reports topic, or failed (dropped).",
+		}, []string{"result"}),
 		alertChildren: map[[2]string]prometheus.Counter{},
 	}
 	m.suppressedCooldown = m.suppressed.WithLabelValues("cooldown")
 	m.suppressedBudget = m.suppressed.WithLabelValues("budget")
 	reg.MustRegister(m.brier, m.ece, m.precision, m.recall, m.labelLag, m.drift, m.segmentAccuracy, m.segmentsDropped, m.covered)
-	reg.MustRegister(m.psi, m.auc, m.logLoss, m.version, m.alerts, m.retrains, m.suppressed)
+	reg.MustRegister(m.psi, m.auc, m.logLoss, m.version, m.alerts, m.retrains, m.suppressed, m.reports)
 	return m
 }
 

@@ -76,6 +76,12 @@ type Config struct {
 	ADWIN       ADWINConfig       `yaml:"adwin"`
 	PageHinkley PageHinkleyConfig `yaml:"page_hinkley"`
 	DDM         DDMConfig         `yaml:"ddm"`
+	// MinErrorIncrease: an ADWIN detection raises an error_change alert
+	// only when the mean error of its window after the cut exceeds the mean
+	// before it by at least this much (absolute). On a long stream ADWIN's cut is
+	// significant for negligible rises: an unshifted storefront once raised
+	// one at 0.3462 against 0.3444. Default 0.02; negative: any rise.
+	MinErrorIncrease float64 `yaml:"min_error_increase"`
 	// Segments are the dimensions every drift and accuracy metric is also
 	// computed per value of: device, country, referrer. nil: all three; an
 	// empty list: none.
@@ -140,6 +146,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.PageHinkley.Mode == "" {
 		c.PageHinkley.Mode = PageHinkleyUp
+	}
+	if c.MinErrorIncrease == 0 {
+		c.MinErrorIncrease = 0.02
 	}
 	if c.DecisionThreshold == 0 {
 		c.DecisionThreshold = 0.5
@@ -263,7 +272,8 @@ type Monitor struct {
 	segDims   []segmentDim
 	segRefs   map[string]*schemas.SegmentProfile
 	budget    retrainBudget
-	checks    []check // reused by every evaluation
+	checks    []check  // reused by every evaluation
+	pending   []report // reports of the evaluations since the last flush
 
 	// next is the champion the registry feed announced last; Run installs
 	// it between polls. Latest wins: the feed's goroutine never waits.
@@ -327,6 +337,7 @@ func (mo *Monitor) Run(ctx context.Context) error {
 				mo.log.Error("record skipped", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
 			}
 		})
+		mo.flushReports()
 	}
 }
 
@@ -335,6 +346,7 @@ func (mo *Monitor) install(v *schemas.ModelVersion) {
 	if mo.champ != nil && mo.champ.Version == v.Version {
 		return
 	}
+	mo.flushReports() // they name the outgoing champion
 	if mo.champ != nil {
 		mo.m.drift.DeletePartialMatch(prometheus.Labels{"version": strconv.Itoa(mo.champ.Version)})
 		mo.m.segmentAccuracy.DeletePartialMatch(prometheus.Labels{"version": strconv.Itoa(mo.champ.Version)})
@@ -493,6 +505,7 @@ func (mo *Monitor) evaluateDrift(w *driftWindow, kind, segment string, at time.T
 	}
 	mo.checks = checks
 	mo.judge(kind, checks, at, 1+mo.liveSegments(), true)
+	mo.reportDrift(w, checks)
 }
 
 func (mo *Monitor) evaluateAccuracy(at time.Time) {
@@ -505,6 +518,7 @@ func (mo *Monitor) evaluateAccuracy(at time.Time) {
 		evidence: m.evidence(mo.champ.Metrics.AUC),
 	})
 	mo.judge("accuracy", checks, at, 1, true)
+	mo.reportAccuracy("", &m, floor, checks[0].window, mo.acc.n)
 	// Fairness findings do not ask for a retrain: a model retrained on the
 	// same mix would likely keep the gap; they are for people to act on.
 	checks = mo.segmentAccuracyChecks(checks[:0], m, at)
@@ -648,6 +662,7 @@ type driftWindow struct {
 	added  int // vectors ever added
 	actual []float64
 	ks     KSScratch
+	ksr    ksScratch
 }
 
 // newDriftWindow builds the window of a reference profile; methods
@@ -733,7 +748,7 @@ func (w *driftWindow) evaluate(f int) stats {
 	case MethodChiSquare:
 		st.stat, st.value = ChiSquare(c.ref.Fractions, w.actual)
 	case MethodKS:
-		st.stat, st.value = w.ks.ksPValue(c.g.refRows, w.n, c.ksStatistic(w.n))
+		st.stat, st.value = w.ks.ksPValue(c.g.refRows, w.n, w.ksRefined(f))
 	case MethodWasserstein:
 		st.value = c.wasserstein(w.n)
 	}

@@ -192,6 +192,8 @@ func (mo *Monitor) segmentAccuracyChecks(checks []check, overall accuracyMetrics
 			s.gauges.set(m)
 			ev := m.evidence(mo.champ.Metrics.AUC)
 			ev["overall_auc"] = round(overall.auc)
+			win := schemas.Window{From: s.acc.oldest(), To: at}
+			mo.reportAccuracy(s.key, &m, overall.auc-mo.cfg.FairnessGap, win, s.acc.n)
 			checks = append(checks, check{
 				kind: schemas.AlertFairness, segment: s.key, stat: "roc_auc", value: m.auc,
 				threshold: overall.auc - mo.cfg.FairnessGap, below: true, band: mo.cfg.FairnessGap,

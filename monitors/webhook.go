@@ -198,7 +198,13 @@ func (w *Webhook) postOnce(ctx context.Context, body []byte) error {
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := w.client.Do(req)
 	if err != nil {
-		return fmt.Errorf("cannot post to webhook: %w", err)
+		// A webhook URL's path is its secret (Slack's /services/T../B../X..):
+		// the client's *url.Error quotes it whole, so keep only its cause.
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
+		return fmt.Errorf("cannot post to webhook at %s: %w", req.URL.Host, err)
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))

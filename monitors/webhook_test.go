@@ -174,3 +174,16 @@ func TestWebhookForwardsAlertsFromTheTopic(t *testing.T) {
 		t.Errorf("posted %g, retries %g: want the 502 retried and the alert posted", testutil.ToFloat64(w.posted), testutil.ToFloat64(w.retries))
 	}
 }
+
+// A webhook URL's path is its secret; a connection error must not quote it.
+func TestWebhookErrorsDoNotQuoteTheSecretPath(t *testing.T) {
+	const secret = "T000/B000/XXXXSECRETXXXX"
+	w := newTestWebhook(t, "http://127.0.0.1:1/services/"+secret, consumers.KafkaConfig{})
+	err := w.Post(context.Background(), testAlert("a1"))
+	if err == nil {
+		t.Fatal("posting to a closed port succeeded")
+	}
+	if strings.Contains(err.Error(), "SECRET") || !strings.Contains(err.Error(), "127.0.0.1:1") {
+		t.Errorf("error = %v: want the host, never the path", err)
+	}
+}

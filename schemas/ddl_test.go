@@ -90,6 +90,7 @@ func TestClickHouseDDLMatchesTheRecordTypes(t *testing.T) {
 		{"predictions", reflect.TypeFor[Prediction](), kafka},
 		{"labels", reflect.TypeFor[Label](), kafka},
 		{"alerts", reflect.TypeFor[Alert](), nil},
+		{"reports", reflect.TypeFor[Report](), nil},
 		{"retrain_requests", reflect.TypeFor[RetrainRequest](), nil},
 		{"model_versions", reflect.TypeFor[ModelVersion](), nil},
 		{"model_aliases", reflect.TypeFor[AliasMove](), nil},
@@ -186,9 +187,9 @@ func contains(s []string, v string) bool {
 	return false
 }
 
-// TestClickHouseTablesHoldTheControlTopicSchemas checks the alerts and
-// registry tables against the JSON Schema files subscribers read
-// (driftline.alerts, driftline.models): every property has its column, a
+// TestClickHouseTablesHoldTheControlTopicSchemas checks the alerts, reports
+// and registry tables against the JSON Schema files subscribers read
+// (driftline.alerts, driftline.reports, driftline.models): every property has its column, a
 // nested object's properties as <name>_<property> (metrics inlined), a map
 // (additionalProperties) as <name>_keys and <name>_values, the reference
 // profile as its JSON string.
@@ -250,6 +251,7 @@ func TestClickHouseTablesHoldTheControlTopicSchemas(t *testing.T) {
 		}
 	}
 	check("alerts", read(TopicAlerts).Properties)
+	check("reports", read(TopicReports).Properties)
 	models := read(TopicModels)
 	check("model_versions", models.Defs["version"].Properties, "metrics")
 	check("model_aliases", models.Defs["alias"].Properties)

@@ -133,6 +133,53 @@ type Window struct {
 	To   time.Time `json:"to"`
 }
 
+// TopicReports carries the monitor's reports (Report), keyed by model.
+const TopicReports = "driftline.reports"
+
+// Report is one statistic of one monitor evaluation, published to
+// driftline.reports at every evaluation whether or not anything breached:
+// per (model version, segment, feature, statistic) for drift and
+// prediction drift (Kind AlertDrift, AlertPredictionDrift), per (model
+// version, segment, metric) for accuracy (Kind AlertAccuracy). Subscribers
+// read it as documented in docs/monitors.md; ID is deterministic, so a
+// redelivered report is the same record.
+type Report struct {
+	// ID is <model>/v<version>/<kind>/[<segment>/][<feature>/]<statistic>/<event time, RFC 3339 nano>.
+	ID      string `json:"id"`
+	Kind    string `json:"kind"`
+	Model   string `json:"model"`
+	Version int    `json:"version"`
+	Segment string `json:"segment,omitempty"` // "device=mobile"; empty: all traffic
+	Feature string `json:"feature,omitempty"` // "score" for prediction drift; empty for accuracy
+	// Statistic is what Value is: psi, ks (the KS statistic D), chisquare
+	// (χ²), wasserstein (normalised), jensenshannon; roc_auc, log_loss,
+	// brier, ece, precision, recall.
+	Statistic string `json:"statistic"`
+	// Method is the statistic the alert policy judges this feature (or
+	// accuracy) by: a report whose Statistic is its Method is the judged
+	// one, the others (PSI beside a Wasserstein feature, log loss beside
+	// ROC AUC) are context.
+	Method string  `json:"method"`
+	Value  float64 `json:"value"`
+	// PValue is the test's p-value (ks, chisquare); absent for distances
+	// and accuracy metrics.
+	PValue *float64 `json:"p_value,omitempty"`
+	// Threshold and Comparison are the judged report's bar, after the
+	// multiple-testing correction for p-values: a p-value breaches below
+	// it ("<"), a distance above it (">"), ROC AUC below the floor
+	// ("<"). Absent on context reports.
+	Threshold  float64 `json:"threshold,omitempty"`
+	Comparison string  `json:"comparison,omitempty"`
+	// Breached: this evaluation was over the bar (an alert fires only
+	// after consecutive breaches, see the alert policy).
+	Breached      bool      `json:"breached"`
+	Window        Window    `json:"window"`
+	Samples       int       `json:"samples"`
+	ReferenceRows int       `json:"reference_rows,omitempty"` // drift: rows behind the reference
+	EventTime     time.Time `json:"event_time"`               // event time of the evaluation
+	ReportedAt    time.Time `json:"reported_at"`              // wall time
+}
+
 // RetrainRequest is published to driftline.retrain. Trainers handle each
 // IdempotencyKey once however often it is delivered.
 type RetrainRequest struct {
@@ -162,6 +209,11 @@ const (
 	AliasShadow     = "shadow"
 	AliasChallenger = "challenger"
 	AliasRetired    = "retired"
+	// AliasReserved is the trainers' version-number reservations: each
+	// move reserves Version (its Seq) for the retrain request RetrainOf by
+	// Owner, and the first reservation of a number in the log wins it (see
+	// trainers.Registry.Reserve). It never points at a served model.
+	AliasReserved = "reserved"
 )
 
 // Decisions an alias move records (AliasMove.Decision).
@@ -216,6 +268,11 @@ type AliasMove struct {
 	// "labels").
 	Decision string             `json:"decision,omitempty"`
 	Evidence map[string]float64 `json:"evidence,omitempty"`
+	// Owner and RetrainOf are set on reservations (AliasReserved): the
+	// reservation's unique id (trainer replica and attempt) and the
+	// idempotency key of the retrain request the number is reserved for.
+	Owner     string `json:"owner,omitempty"`
+	RetrainOf string `json:"retrain_of,omitempty"`
 }
 
 // ModelVersion is a trained model with everything needed to serve, monitor

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/segmentio/encoding/json"
@@ -122,19 +123,25 @@ func (c Command) run(ctx context.Context, l2 float64, X [][]float64, y []float64
 	defer cancel()
 	args := append(c.Command[1:len(c.Command):len(c.Command)], "--data", data, "--out", out, "--l2", strconv.FormatFloat(l2, 'g', -1, 64))
 	cmd := exec.CommandContext(ctx, c.Command[0], args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	// The trainer may fork (python workers, a shell): on timeout the whole
+	// process group is killed, and Wait gives up on inherited pipes after
+	// WaitDelay, so a training never outlives its timeout by much.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	stderr := &tailBuffer{max: 64 << 10}
+	cmd.Stderr = stderr
 	err = cmd.Run()
 	var exit *exec.ExitError
 	switch {
 	case errors.As(err, &exit) && exit.ExitCode() == ExitUnavailable:
-		return nil, fmt.Errorf("%w: %s", ErrBackendUnavailable, lastLine(stderr.Bytes()))
+		return nil, fmt.Errorf("%w: %s", ErrBackendUnavailable, lastLine(stderr.b))
 	case errors.As(err, &exit) && exit.ExitCode() == ExitBadData:
-		return nil, fmt.Errorf("%w: contract trainer rejected the dataset: %s", errPermanent, lastLine(stderr.Bytes()))
+		return nil, fmt.Errorf("%w: contract trainer rejected the dataset: %s", errPermanent, lastLine(stderr.b))
 	case errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist):
 		return nil, fmt.Errorf("%w: %w", ErrBackendUnavailable, err)
 	case err != nil:
-		return nil, fmt.Errorf("cannot train with %v: %w: %s", c.Command, err, lastLine(stderr.Bytes()))
+		return nil, fmt.Errorf("cannot train with %v: %w: %s", c.Command, err, lastLine(stderr.b))
 	}
 	b, err := os.ReadFile(out)
 	if err != nil {
@@ -204,4 +211,19 @@ func Probe(ctx context.Context, probe []string) bool {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	return exec.CommandContext(ctx, probe[0], probe[1:]...).Run() == nil
+}
+
+// tailBuffer keeps the last max bytes written to it: a trainer's stderr is
+// read for its last line only, and must not grow without bound.
+type tailBuffer struct {
+	b   []byte
+	max int
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.b = append(t.b, p...)
+	if len(t.b) > t.max {
+		t.b = append(t.b[:0], t.b[len(t.b)-t.max:]...)
+	}
+	return len(p), nil
 }

@@ -24,9 +24,15 @@
 //     alias move (or, for a gate that rejected, the version record) with
 //     its evidence. See docs/trainers.md.
 //
-// Not yet: ClickHouse training sets (the interface exists), a shared
-// idempotency store, and version numbers safe across several trainer
-// replicas (they are the registry's highest plus one: run one replica).
+// Several replicas in one consumer group are safe: a training reserves its
+// version number, and claims its request's idempotency key, on the
+// registry topic before it starts (Registry.Reserve: the first reservation
+// of a number in the log wins it), and the Shadow component of only the
+// replica holding the decision lease (a consumer group on the one-partition
+// registry topic) scores and decides. A promotion also moves the retired
+// alias and a gate the challenger alias.
+//
+// Not yet: ClickHouse training sets (the interface exists).
 //
 // The package must not import features or monitors: it reads their records
 // from topics.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/driftline/driftline/internal/accuracy"
@@ -102,6 +103,11 @@ func TrainWith(ctx context.Context, cfg TrainConfig, backend Backend, names []st
 		scores[i] = m.Predict(x)
 	}
 	v.Reference.Score = profile.BuildOne("score", scores, cfg.Bins)
+	segs := make([]schemas.Segments, len(train))
+	for i := range train {
+		segs[i] = train[i].Segments
+	}
+	v.Reference.Segments = compactSegments(profile.BuildSegments(names, X, scores, segs, SegmentDims, SegmentMinRows, cfg.Bins))
 	v.Metrics = schemas.ModelMetrics{AUC: auc, LogLoss: ll, HoldoutRows: len(hold)}
 
 	res := &Result{}
@@ -119,6 +125,77 @@ func TrainWith(ctx context.Context, cfg TrainConfig, backend Backend, names []st
 	v.Metrics.GatePassed = res.Passed
 	res.Version = v
 	return res, nil
+}
+
+// SegmentDims are the segment dimensions a version's reference profile is
+// built for, SegmentMinRows the training rows a segment value needs to get
+// its own profile (a monitor takes a smaller segment's reference from its
+// first window after go-live instead).
+var SegmentDims = []string{"device", "country", "referrer"}
+
+// SegmentMinRows: see SegmentDims.
+const SegmentMinRows = 500
+
+// MaxSegmentProfiles caps the segment profiles stored on a version (the
+// largest segments are kept), so a training set with many segment values
+// cannot push the version record towards Kafka's 1 MB message limit.
+const MaxSegmentProfiles = 24
+
+// compactSegments keeps the registry record small: segment profiles carry
+// their bins, counts and moments but no quantile sketch (a sketch per
+// feature per segment is most of a record's bytes; without one the monitor
+// judges a segment by chi-square or Jensen-Shannon on the bins, see
+// monitors.defaultMethod), and at most MaxSegmentProfiles of them, the
+// largest.
+func compactSegments(segs []schemas.SegmentProfile) []schemas.SegmentProfile {
+	for i := range segs {
+		for j := range segs[i].Features {
+			compactProfile(&segs[i].Features[j])
+		}
+		compactProfile(&segs[i].Score)
+	}
+	if len(segs) > MaxSegmentProfiles {
+		bySize := slices.Clone(segs)
+		slices.SortStableFunc(bySize, func(a, b schemas.SegmentProfile) int { return b.Rows - a.Rows })
+		keep := map[string]bool{}
+		for _, s := range bySize[:MaxSegmentProfiles] {
+			keep[s.Segment] = true
+		}
+		segs = slices.DeleteFunc(segs, func(s schemas.SegmentProfile) bool { return !keep[s.Segment] })
+	}
+	return segs
+}
+
+// compactProfile drops a segment profile's sketch and rounds its numbers
+// to 7 significant digits (half the JSON of a float64 in full; the bins
+// move by a relative 1e-7), unless the rounded profile would not validate
+// (edges that no longer increase, fractions that no longer sum to 1).
+func compactProfile(p *schemas.FeatureProfile) {
+	p.Sketch = nil
+	r := *p
+	r.Edges, r.Fractions = slices.Clone(p.Edges), slices.Clone(p.Fractions)
+	for i := range r.Edges {
+		r.Edges[i] = round7(r.Edges[i])
+	}
+	for i := range r.Fractions {
+		r.Fractions[i] = round7(r.Fractions[i])
+	}
+	r.Mean, r.Std = round7(r.Mean), round7(r.Std)
+	if profile.Validate(&r) == nil {
+		*p = r
+	}
+}
+
+// round7 rounds x to 7 significant digits.
+func round7(x float64) float64 {
+	if x == 0 || math.IsNaN(x) || math.IsInf(x, 0) {
+		return x
+	}
+	f, err := strconv.ParseFloat(strconv.FormatFloat(x, 'g', 7, 64), 64)
+	if err != nil {
+		return x
+	}
+	return f
 }
 
 func championModel(v *schemas.ModelVersion, names []string) (*logreg.Model, error) {

@@ -24,21 +24,26 @@ var ErrNoRollback = errors.New("no previous champion to roll back to")
 //
 // Sequence numbers come from the feed plus what this Registry wrote; two
 // writers moving the same alias at the same moment could pick the same seq
-// (compaction would then keep only the later record of the two). Run one
-// trainer replica with shadow and probation enabled.
+// (compaction would then keep only the later record of the two). Trainer
+// replicas avoid that: the decisions after a gate are taken by the one
+// Shadow component that holds the decision lease; the worker that trained
+// a version writes only its challenger move and the move that follows its
+// gate (see docs/trainers.md for the remaining window).
 type Registry struct {
 	feed  *consumers.ModelFeed
 	pub   message.Publisher
 	topic string
 
-	mu        sync.Mutex
-	lastSeq   map[string]int  // "<model>@<alias>" -> highest seq written here
-	published map[string]bool // version keys written here (the feed may not have read them yet)
+	mu           sync.Mutex
+	lastSeq      map[string]int  // "<model>@<alias>" -> highest seq written here
+	published    map[string]bool // version keys written here (the feed may not have read them yet)
+	lastReserved map[string]int  // model -> highest version number reserved here
+	attempt      int             // reservations written here, for their ids
 }
 
 // NewRegistry returns a registry writer on topic.
 func NewRegistry(feed *consumers.ModelFeed, pub message.Publisher, topic string) *Registry {
-	return &Registry{feed: feed, pub: pub, topic: topic, lastSeq: map[string]int{}, published: map[string]bool{}}
+	return &Registry{feed: feed, pub: pub, topic: topic, lastSeq: map[string]int{}, published: map[string]bool{}, lastReserved: map[string]int{}}
 }
 
 // Feed is the feed the registry reads.
@@ -59,7 +64,35 @@ func (r *Registry) PublishVersion(v *schemas.ModelVersion) error {
 // MoveAlias points a model's alias at version (0 clears it) with one
 // record, and returns the move written. Previous is where the alias
 // pointed, per the feed.
+//
+// A champion move also moves the retired alias, as a second record with
+// the same decision, reason and evidence: a promotion (any decision but a
+// rollback) retires the champion it replaces (retired -> that version); a
+// rollback (DecisionRollback, DecisionRolledBack) clears retired, since
+// the version it pointed at may be serving again.
 func (r *Registry) MoveAlias(model, alias string, version int, decision, reason string, evidence map[string]float64) (schemas.AliasMove, error) {
+	move, err := r.moveAlias(model, alias, version, decision, reason, evidence)
+	if err != nil || alias != schemas.AliasChampion || move.Previous == version {
+		return move, err
+	}
+	retired := 0
+	if decision != schemas.DecisionRollback && decision != schemas.DecisionRolledBack {
+		retired = move.Previous
+	}
+	cur := 0
+	if v := r.feed.Alias(model, schemas.AliasRetired); v != nil {
+		cur = v.Version
+	}
+	if retired == cur {
+		return move, nil
+	}
+	if _, err := r.moveAlias(model, schemas.AliasRetired, retired, decision, reason, evidence); err != nil {
+		return move, err
+	}
+	return move, nil
+}
+
+func (r *Registry) moveAlias(model, alias string, version int, decision, reason string, evidence map[string]float64) (schemas.AliasMove, error) {
 	r.mu.Lock()
 	mine := r.published[schemas.VersionKey(model, version)]
 	r.mu.Unlock()

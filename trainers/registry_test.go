@@ -108,8 +108,15 @@ func TestRegistryKeepsAliasHistoryAndRollsBackInOneRecord(t *testing.T) {
 		if _, err := reg.MoveAlias("m", schemas.AliasChampion, v, schemas.DecisionGated, "gate", map[string]float64{"holdout_auc": 0.7}); err != nil {
 			t.Fatal(err)
 		}
+		checkfor.Until(t, 10*time.Second, "the champion moved", func() bool { return e.feed.Champion("m") != nil && e.feed.Champion("m").Version == v })
 	}
-	checkfor.Until(t, 10*time.Second, "v3 champion", func() bool { return e.feed.Champion("m") != nil && e.feed.Champion("m").Version == 3 })
+	// Each promotion retired the champion it replaced, with the same
+	// decision and evidence.
+	checkfor.Until(t, 10*time.Second, "v2 retired", func() bool { r := e.feed.Alias("m", schemas.AliasRetired); return r != nil && r.Version == 2 })
+	if h := e.feed.AliasHistory("m", schemas.AliasRetired); len(h) != 2 || h[0].Version != 1 || h[1].Previous != 1 ||
+		h[1].Decision != schemas.DecisionGated || h[1].Evidence["holdout_auc"] != 0.7 {
+		t.Errorf("retired history = %+v", h)
+	}
 
 	move, err := reg.Rollback("m", schemas.DecisionRollback, "bad v3", nil)
 	if err != nil {
@@ -119,6 +126,11 @@ func TestRegistryKeepsAliasHistoryAndRollsBackInOneRecord(t *testing.T) {
 		t.Errorf("rollback move = %+v, want v3 -> v2 as move 4", move)
 	}
 	checkfor.Until(t, 10*time.Second, "v2 champion again", func() bool { return e.feed.Champion("m").Version == 2 })
+	// The rollback cleared retired: the version it named serves again.
+	checkfor.Until(t, 10*time.Second, "retired cleared", func() bool { return e.feed.Alias("m", schemas.AliasRetired) == nil })
+	if h := e.feed.AliasHistory("m", schemas.AliasRetired); len(h) != 3 || h[2].Decision != schemas.DecisionRollback || h[2].Version != 0 {
+		t.Errorf("retired history after the rollback = %+v", h)
+	}
 
 	// Compaction keeps every move: each has its own key. Read the topic
 	// after compacting and count the alias records.
@@ -134,9 +146,9 @@ func TestRegistryKeepsAliasHistoryAndRollsBackInOneRecord(t *testing.T) {
 		pctx, cancel := context.WithTimeout(e.ctx, 200*time.Millisecond)
 		defer cancel()
 		cl.PollFetches(pctx).EachRecord(func(r *kgo.Record) { keys = append(keys, string(r.Key)) })
-		return len(keys) >= 7
+		return len(keys) >= 10
 	})
-	want := []string{"m/v1", "m/v2", "m/v3", "m@champion#1", "m@champion#2", "m@champion#3", "m@champion#4"}
+	want := []string{"m/v1", "m/v2", "m/v3", "m@champion#1", "m@champion#2", "m@retired#1", "m@champion#3", "m@retired#2", "m@champion#4", "m@retired#3"}
 	if len(keys) != len(want) {
 		t.Fatalf("registry keys %v, want %v", keys, want)
 	}

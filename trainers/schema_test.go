@@ -55,8 +55,25 @@ func TestRegistryRecordsMatchTheirJSONSchema(t *testing.T) {
 	v := res.Version
 	v.Model, v.Version = "m", 1
 	now := time.Now().UTC()
+	segNames, segRows := storefrontRows(rand.New(rand.NewPCG(14, 14)), 3000, 4)
+	segRes, err := Train(TrainConfig{}, segNames, segRows, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sv := segRes.Version
+	sv.Model, sv.Version = "m", 2
+	if len(sv.Reference.Segments) == 0 {
+		t.Fatal("no segment profiles to validate")
+	}
 	for name, rec := range map[string]schemas.RegistryRecord{
-		"version": {Kind: schemas.RegistryVersion, Version: &v},
+		"version":                       {Kind: schemas.RegistryVersion, Version: &v},
+		"version with segment profiles": {Kind: schemas.RegistryVersion, Version: &sv},
+		"reservation": {Kind: schemas.RegistryAlias, Alias: &schemas.AliasMove{Model: "m", Alias: schemas.AliasReserved, Version: 3, Seq: 3, At: now,
+			Reason: "version number reserved for retrain request k", Owner: "trainer-x/1", RetrainOf: "k"}},
+		"retired on promotion": {Kind: schemas.RegistryAlias, Alias: &schemas.AliasMove{Model: "m", Alias: schemas.AliasRetired, Version: 1, At: now,
+			Seq: 1, Decision: schemas.DecisionShadowPromoted, Evidence: map[string]float64{"shadow_auc": 0.8}}},
+		"challenger": {Kind: schemas.RegistryAlias, Alias: &schemas.AliasMove{Model: "m", Alias: schemas.AliasChallenger, Version: 2, At: now,
+			Seq: 1, Decision: schemas.DecisionGated, Evidence: map[string]float64{"gate_passed": 0}}},
 		"gated move": {Kind: schemas.RegistryAlias, Alias: &schemas.AliasMove{Model: "m", Alias: schemas.AliasChampion, Version: 1, At: now,
 			Seq: 1, Decision: schemas.DecisionGated, Evidence: map[string]float64{"holdout_auc": 0.8}}},
 		"shadow cleared": {Kind: schemas.RegistryAlias, Alias: &schemas.AliasMove{Model: "m", Alias: schemas.AliasShadow, Previous: 2, At: now,

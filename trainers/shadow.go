@@ -44,6 +44,11 @@ type ShadowConfig struct {
 	// its realised ROC AUC is below the previous champion's by more than
 	// this. Default 0.02.
 	ProbationMargin float64 `yaml:"probation_margin"`
+	// LeaseGroup is the consumer group whose lease (the registry topic's
+	// one partition) decides which trainer replica's Shadow component
+	// scores and decides; the others stand by. Default
+	// "driftline-trainer-decisions".
+	LeaseGroup string `yaml:"lease_group"`
 }
 
 func (c *ShadowConfig) setDefaults() {
@@ -55,6 +60,9 @@ func (c *ShadowConfig) setDefaults() {
 	}
 	if c.ProbationMargin == 0 {
 		c.ProbationMargin = 0.02
+	}
+	if c.LeaseGroup == "" {
+		c.LeaseGroup = "driftline-trainer-decisions"
 	}
 }
 
@@ -87,9 +95,12 @@ func (c ShadowConfig) Active() bool { return c.Enabled || c.ProbationLabels > 0 
 // champion move) when the new one is worse by more than the margin. Every
 // decision is an alias move on the registry topic with its evidence.
 //
-// Decisions are taken by one component: run it in one trainer replica.
-// Its evidence is in memory; after a restart it collects it again from the
-// labels that arrive.
+// Decisions are taken by one component however many trainer replicas run
+// one: the replica that holds the decision lease (a consumer group on the
+// registry topic, ShadowConfig.LeaseGroup) scores and decides; the others
+// read and drop the records until the lease comes to them. Its evidence is
+// in memory; after a restart or a lease change it is collected again from
+// the labels that arrive.
 type Shadow struct {
 	cfg   ShadowConfig
 	model string
@@ -99,9 +110,11 @@ type Shadow struct {
 	log   *slog.Logger
 	m     *shadowMetrics
 
+	lease     *lease
 	cand      judge // shadow candidate against the champion
 	probation judge // new champion against the previous one
 	probDone  int   // champion version whose probation is decided
+	complete  completeness
 }
 
 // judge collects paired scores of two models on the same labelled vectors.
@@ -109,10 +122,49 @@ type judge struct {
 	version, against int
 	model            *logreg.Model // the model scored here (the other's scores are served)
 	a, b, y          []float64
+	t                []time.Time // event time of each label's vector
 }
 
 func (j *judge) reset(version, against int, m *logreg.Model) {
 	*j = judge{version: version, against: against, model: m}
+}
+
+func (j *judge) add(a, b, y float64, t time.Time) {
+	j.a, j.b, j.y, j.t = append(j.a, a), append(j.b, b), append(j.y, y), append(j.t, t)
+}
+
+// complete returns the pairs whose outcome window is closed (event time up
+// to complete). The newest labels are mostly positives — a purchase labels
+// a vector within minutes, a negative waits for the horizon — so judging on
+// the first labels to arrive judges on a sample that one class dominates.
+func (j *judge) complete(complete time.Time) (a, b, y []float64) {
+	for i, t := range j.t {
+		if !t.After(complete) {
+			a, b, y = append(a, j.a[i]), append(b, j.b[i]), append(y, j.y[i])
+		}
+	}
+	return a, b, y
+}
+
+// completeness is, per labels partition, the event time of the newest
+// horizon (negative) label: up to the minimum over partitions every
+// outcome is known, as the trainers' buffer and the demo judge it too.
+type completeness map[int32]time.Time
+
+func (c completeness) observe(partition int32, l *schemas.Label) {
+	if l.Reason == schemas.LabelReasonHorizon && l.EventTime.After(c[partition]) {
+		c[partition] = l.EventTime
+	}
+}
+
+func (c completeness) upTo() time.Time {
+	var m time.Time
+	for _, t := range c {
+		if m.IsZero() || t.Before(m) {
+			m = t
+		}
+	}
+	return m
 }
 
 type shadowMetrics struct {
@@ -143,11 +195,14 @@ func NewShadow(cfg Config, kafka consumers.KafkaConfig, feed *consumers.ModelFee
 	if err := cfg.Shadow.Validate(); err != nil {
 		return nil, err
 	}
+	log = log.With("role", "shadow")
 	return &Shadow{
 		cfg: cfg.Shadow, model: cfg.Model, kafka: kafka, feed: feed,
-		reg: NewRegistry(feed, pub, kafka.Topics.Models),
-		log: log.With("role", "shadow"),
-		m:   newShadowMetrics(reg),
+		reg:      NewRegistry(feed, pub, kafka.Topics.Models),
+		log:      log,
+		complete: completeness{},
+		m:        newShadowMetrics(reg),
+		lease:    &lease{kafka: kafka, group: cfg.Shadow.LeaseGroup, log: log},
 	}, nil
 }
 
@@ -171,6 +226,10 @@ func (s *Shadow) Run(ctx context.Context) error {
 		return fmt.Errorf("cannot create shadow client: %w", err)
 	}
 	defer cl.Close()
+	leaseDone := make(chan error, 1)
+	go func() { leaseDone <- s.lease.run(ctx) }()
+	defer func() { <-leaseDone }()
+	gen := int64(0)
 	for {
 		fetches := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
@@ -179,6 +238,16 @@ func (s *Shadow) Run(ctx context.Context) error {
 		fetches.EachError(func(t string, p int32, err error) {
 			s.log.Warn("shadow fetch failed", "topic", t, "partition", p, "err", err)
 		})
+		if !s.lease.Held() {
+			continue // another replica decides
+		}
+		if g := s.lease.gen.Load(); g != gen {
+			// Newly acquired: evidence starts afresh, as after a restart.
+			gen = g
+			s.cand.reset(0, 0, nil)
+			s.probation.reset(0, 0, nil)
+			s.probDone = 0
+		}
 		champ, cand := s.feed.Champion(s.model), s.candidate()
 		fetches.EachRecord(func(r *kgo.Record) {
 			switch r.Topic {
@@ -188,7 +257,11 @@ func (s *Shadow) Run(ctx context.Context) error {
 				}
 			case s.kafka.Topics.Labels:
 				var l schemas.Label
-				if err := json.Unmarshal(r.Value, &l); err != nil || l.Model != s.model || champ == nil || l.Version != champ.Version {
+				if err := json.Unmarshal(r.Value, &l); err != nil || l.Model != s.model {
+					return
+				}
+				s.complete.observe(r.Partition, &l)
+				if champ == nil || l.Version != champ.Version {
 					return
 				}
 				if cand != nil {
@@ -258,21 +331,25 @@ func (s *Shadow) judgeShadow(champ, cand *schemas.ModelVersion, l schemas.Label)
 	if !l.EventTime.After(cand.Training.To) || len(l.Values) != len(cand.Features) {
 		return
 	}
-	j.a, j.b, j.y = append(j.a, j.model.Predict(l.Values)), append(j.b, l.Score), append(j.y, float64(l.Label))
+	j.add(j.model.Predict(l.Values), l.Score, float64(l.Label), l.EventTime)
 	if len(j.y) < s.cfg.MinLabels {
 		return
 	}
-	aucCand, aucChamp := accuracy.AUC(j.a, j.y), accuracy.AUC(j.b, j.y)
+	ca, cb, cy := j.complete(s.complete.upTo())
+	if len(cy) < s.cfg.MinLabels {
+		return
+	}
+	aucCand, aucChamp := accuracy.AUC(ca, cy), accuracy.AUC(cb, cy)
 	if math.IsNaN(aucCand) || math.IsNaN(aucChamp) {
 		return // one class so far: wait for the other
 	}
 	ev := map[string]float64{
-		"labels": float64(len(j.y)), "shadow_version": float64(cand.Version), "champion_version": float64(champ.Version),
-		"shadow_auc": aucCand, "champion_auc": aucChamp, "shadow_log_loss": accuracy.LogLoss(j.a, j.y),
-		"champion_log_loss": accuracy.LogLoss(j.b, j.y), "margin": s.cfg.Margin,
+		"labels": float64(len(cy)), "shadow_version": float64(cand.Version), "champion_version": float64(champ.Version),
+		"shadow_auc": aucCand, "champion_auc": aucChamp, "shadow_log_loss": accuracy.LogLoss(ca, cy),
+		"champion_log_loss": accuracy.LogLoss(cb, cy), "margin": s.cfg.Margin,
 	}
-	reason := fmt.Sprintf("shadow v%d realised AUC %.4f vs champion v%d %.4f over %d labels (margin %.4f)",
-		cand.Version, aucCand, champ.Version, aucChamp, len(j.y), s.cfg.Margin)
+	reason := fmt.Sprintf("shadow v%d realised AUC %.4f vs champion v%d %.4f over %d complete labels (margin %.4f)",
+		cand.Version, aucCand, champ.Version, aucChamp, len(cy), s.cfg.Margin)
 	var err error
 	if aucCand >= aucChamp-s.cfg.Margin {
 		_, err = s.reg.MoveAlias(s.model, schemas.AliasChampion, cand.Version, schemas.DecisionShadowPromoted, reason, ev)
@@ -321,21 +398,25 @@ func (s *Shadow) judgeProbation(champ *schemas.ModelVersion, l schemas.Label) {
 	if len(l.Values) != len(champ.Features) {
 		return
 	}
-	j.a, j.b, j.y = append(j.a, l.Score), append(j.b, j.model.Predict(l.Values)), append(j.y, float64(l.Label))
+	j.add(l.Score, j.model.Predict(l.Values), float64(l.Label), l.EventTime)
 	if len(j.y) < s.cfg.ProbationLabels {
 		return
 	}
-	aucNew, aucPrev := accuracy.AUC(j.a, j.y), accuracy.AUC(j.b, j.y)
+	ca, cb, cy := j.complete(s.complete.upTo())
+	if len(cy) < s.cfg.ProbationLabels {
+		return
+	}
+	aucNew, aucPrev := accuracy.AUC(ca, cy), accuracy.AUC(cb, cy)
 	if math.IsNaN(aucNew) || math.IsNaN(aucPrev) {
 		return
 	}
 	ev := map[string]float64{
-		"labels": float64(len(j.y)), "champion_version": float64(champ.Version), "previous_version": float64(j.against),
-		"champion_auc": aucNew, "previous_auc": aucPrev, "champion_log_loss": accuracy.LogLoss(j.a, j.y),
-		"previous_log_loss": accuracy.LogLoss(j.b, j.y), "margin": s.cfg.ProbationMargin,
+		"labels": float64(len(cy)), "champion_version": float64(champ.Version), "previous_version": float64(j.against),
+		"champion_auc": aucNew, "previous_auc": aucPrev, "champion_log_loss": accuracy.LogLoss(ca, cy),
+		"previous_log_loss": accuracy.LogLoss(cb, cy), "margin": s.cfg.ProbationMargin,
 	}
-	reason := fmt.Sprintf("probation of v%d: realised AUC %.4f vs previous champion v%d %.4f on the same %d labels (margin %.4f)",
-		champ.Version, aucNew, j.against, aucPrev, len(j.y), s.cfg.ProbationMargin)
+	reason := fmt.Sprintf("probation of v%d: realised AUC %.4f vs previous champion v%d %.4f on the same %d complete labels (margin %.4f)",
+		champ.Version, aucNew, j.against, aucPrev, len(cy), s.cfg.ProbationMargin)
 	s.probDone = champ.Version
 	if aucNew >= aucPrev-s.cfg.ProbationMargin {
 		s.decided("probation_passed", reason, nil)

@@ -63,6 +63,12 @@ type Config struct {
 	// Shadow and Probation decide what happens after the gate (see
 	// ShadowConfig); the Shadow component runs them.
 	Shadow ShadowConfig `yaml:"shadow"`
+	// ClaimTTL is how long a replica's claim on a retrain request (its
+	// version-number reservation, see Registry.Reserve) keeps other
+	// replicas from training the same request: they wait for its version
+	// until then, and train it themselves after (the claimant died).
+	// Longer than the longest training. Default 15m.
+	ClaimTTL time.Duration `yaml:"claim_ttl"`
 }
 
 // Trainer backends (Config.Backend).
@@ -115,6 +121,9 @@ func (c *Config) setDefaults() {
 	if c.MaxConcurrent == 0 {
 		c.MaxConcurrent = 1
 	}
+	if c.ClaimTTL == 0 {
+		c.ClaimTTL = 15 * time.Minute
+	}
 	c.Shadow.setDefaults()
 }
 
@@ -135,12 +144,18 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("trainer: backend must be %q or %q, got %q", BackendNameCPU, BackendNameGPU, c.Backend)
 	case c.MaxConcurrent < 1:
 		return fmt.Errorf("trainer: max_concurrent must be >= 1, got %d", c.MaxConcurrent)
+	case c.ClaimTTL < time.Second:
+		return fmt.Errorf("trainer: claim_ttl must be >= 1s, got %s", c.ClaimTTL)
 	}
 	return c.Shadow.Validate()
 }
 
 // reasonBootstrap is the reason of the retrain requests that train v1.
 const reasonBootstrap = "bootstrap"
+
+// recoverAfter is how long a redelivered request whose version passed the
+// gate waits for the alias move that follows before writing it itself.
+const recoverAfter = 20 * time.Second
 
 // errPermanent marks a handler error that no retry can fix.
 var errPermanent = errors.New("not retryable")
@@ -159,10 +174,10 @@ type Worker struct {
 	sem   chan struct{} // one token per training running
 
 	backend Backend // chosen in Run
+	id      string  // this replica, in its version-number reservations
 
-	mu       sync.Mutex
-	done     map[string]bool // idempotency keys handled by this process
-	lastSent int             // highest version this process published
+	mu   sync.Mutex
+	done map[string]bool // idempotency keys handled by this process
 }
 
 // New builds the worker. feed must be run by the caller; sub consumes
@@ -181,6 +196,7 @@ func New(cfg Config, kafka consumers.KafkaConfig, feed *consumers.ModelFeed, pub
 		reg:     NewRegistry(feed, pub, kafka.Topics.Models),
 		sem:     make(chan struct{}, cfg.MaxConcurrent),
 		backend: CPU{},
+		id:      "trainer-" + watermill.NewShortUUID(),
 		done:    map[string]bool{},
 	}, nil
 }
@@ -321,8 +337,26 @@ func (w *Worker) handle(msg *message.Message) error {
 		w.log.Info("retrain request already handled; skipped", "key", req.IdempotencyKey)
 		w.m.duplicates.Inc()
 		// A crash between the version record and the alias move leaves a
-		// version that passed the gate with no decision after it.
-		if champ := w.feed.Champion(req.Model); v != nil && v.Metrics.GatePassed && !w.decided(v) && (champ == nil || champ.Version < v.Version) {
+		// version that passed the gate with no decision after it. Not when
+		// this process trained it (it wrote the move; the feed may not
+		// show it yet), and only after the replica that trained it had
+		// time to write it.
+		w.mu.Lock()
+		mine := w.done[req.IdempotencyKey]
+		w.mu.Unlock()
+		if mine || v == nil || !v.Metrics.GatePassed {
+			return nil
+		}
+		deadline := time.Now().Add(recoverAfter)
+		for !w.decided(v) && time.Now().Before(deadline) {
+			select {
+			case <-msg.Context().Done():
+				return msg.Context().Err()
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+		if champ := w.feed.Champion(req.Model); !w.decided(v) && (champ == nil || champ.Version < v.Version) {
+			w.log.Warn("version passed the gate but has no alias move; writing it", "version", v.Version, "key", req.IdempotencyKey)
 			return w.afterGate(v)
 		}
 		return nil
@@ -341,11 +375,29 @@ func (w *Worker) handle(msg *message.Message) error {
 	if err != nil {
 		return fmt.Errorf("cannot build training set for %s: %w", req.IdempotencyKey, err)
 	}
+	// A request another replica is training waits here, without a
+	// training slot; claim checks again once this one has a slot.
+	if trained, err := w.awaitHolder(msg.Context(), req.IdempotencyKey); err != nil || trained {
+		if trained {
+			w.log.Info("retrain request trained by another replica; skipped", "key", req.IdempotencyKey)
+			w.m.duplicates.Inc()
+		}
+		return err
+	}
 	select {
 	case w.sem <- struct{}{}:
 		defer func() { <-w.sem }()
 	case <-msg.Context().Done():
 		return msg.Context().Err()
+	}
+	number, err := w.claim(msg.Context(), req.IdempotencyKey)
+	if err != nil {
+		return fmt.Errorf("cannot claim retrain request %s: %w", req.IdempotencyKey, err)
+	}
+	if number == 0 {
+		w.log.Info("retrain request trained by another replica; skipped", "key", req.IdempotencyKey)
+		w.m.duplicates.Inc()
+		return nil
 	}
 	w.m.running.Inc()
 	defer w.m.running.Dec()
@@ -362,12 +414,10 @@ func (w *Worker) handle(msg *message.Message) error {
 	if champ != nil {
 		v.Parent = champ.Version
 	}
-	// The number is reserved here, so concurrent trainings of this worker
-	// never pick the same one (a failed publish leaves a gap).
-	w.mu.Lock()
-	v.Version = max(w.feed.LatestVersion(req.Model), w.lastSent) + 1
-	w.lastSent = v.Version
-	w.mu.Unlock()
+	// The number was reserved on the registry before training, so no
+	// other training of any replica uses it (a failed training leaves a
+	// gap).
+	v.Version = number
 	if err := w.publishVersion(v, res.Passed, req); err != nil {
 		return err
 	}
@@ -389,6 +439,54 @@ func (w *Worker) handled(key string) (bool, *schemas.ModelVersion) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.done[key], nil
+}
+
+// awaitHolder waits while another replica holds a live claim on the
+// retrain request key; it reports whether the key's version appeared.
+func (w *Worker) awaitHolder(ctx context.Context, key string) (bool, error) {
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	logged := false
+	for {
+		if done, _ := w.handled(key); done {
+			return true, nil
+		}
+		h, held := w.reg.KeyHolder(w.cfg.Model, key, w.cfg.ClaimTTL)
+		if !held || ownedBy(h.Owner, w.id) {
+			return false, nil
+		}
+		if !logged {
+			logged = true
+			w.log.Info("retrain request claimed by another replica; waiting for its version", "key", key, "claim", h.Owner, "version", h.Version)
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// claim reserves a version number for the retrain request key (see
+// Registry.Reserve) once no other replica holds a live claim on the key.
+// It returns 0 when the key's version appeared meanwhile: another replica
+// trained it.
+func (w *Worker) claim(ctx context.Context, key string) (int, error) {
+	for {
+		if trained, err := w.awaitHolder(ctx, key); err != nil || trained {
+			return 0, err
+		}
+		n, id, err := w.reg.Reserve(ctx, w.cfg.Model, key, w.id)
+		if err != nil {
+			return 0, err
+		}
+		// Another replica may have claimed the key between the check and
+		// the reservation: the first claim in the log holds it.
+		if h, held := w.reg.KeyHolder(w.cfg.Model, key, w.cfg.ClaimTTL); !held || h.Owner == id || ownedBy(h.Owner, w.id) {
+			return n, nil
+		}
+		w.log.Info("version number reserved but the request is claimed by another replica; number left unused", "key", key, "version", n)
+	}
 }
 
 func (w *Worker) waitForRows(ctx context.Context, from time.Time) ([]schemas.Label, error) {
@@ -420,6 +518,18 @@ func (w *Worker) publishVersion(v *schemas.ModelVersion, passed bool, req schema
 	w.m.versions.Inc()
 	w.log.Info("version published", "model", v.Model, "version", v.Version, "parent", v.Parent, "rows", v.Rows, "backend", v.Backend,
 		"holdout_auc", round4(v.Metrics.AUC), "champion_auc", round4(v.Metrics.ChampionAUC), "gate_passed", passed, "request", req.IdempotencyKey)
+	if v.Parent != 0 {
+		// The candidate judged against the champion, passed or not: the
+		// challenger alias, with the gate's evidence.
+		ev := w.gateEvidence(v)
+		ev["gate_passed"] = 0
+		if passed {
+			ev["gate_passed"] = 1
+		}
+		if _, err := w.reg.MoveAlias(v.Model, schemas.AliasChallenger, v.Version, schemas.DecisionGated, v.Metrics.GateReason, ev); err != nil {
+			return err
+		}
+	}
 	if !passed {
 		w.m.gateRejected.Inc()
 		w.log.Warn("gate rejected challenger; champion unchanged", "model", v.Model, "version", v.Version, "reason", v.Metrics.GateReason)
@@ -445,10 +555,7 @@ func (w *Worker) decided(v *schemas.ModelVersion) bool {
 // shadow alias when a shadow period is configured (the Shadow component
 // promotes it later), else the champion.
 func (w *Worker) afterGate(v *schemas.ModelVersion) error {
-	evidence := map[string]float64{
-		"holdout_auc": v.Metrics.AUC, "holdout_log_loss": v.Metrics.LogLoss, "holdout_rows": float64(v.Metrics.HoldoutRows),
-		"champion_auc": v.Metrics.ChampionAUC, "champion_log_loss": v.Metrics.ChampionLogLoss, "min_gain": w.cfg.Train.MinGain,
-	}
+	evidence := w.gateEvidence(v)
 	if w.cfg.Shadow.Enabled && v.Parent != 0 {
 		if _, err := w.reg.MoveAlias(v.Model, schemas.AliasShadow, v.Version, schemas.DecisionShadowStarted, v.Metrics.GateReason, evidence); err != nil {
 			return err
@@ -462,6 +569,14 @@ func (w *Worker) afterGate(v *schemas.ModelVersion) error {
 	w.m.promotions.Inc()
 	w.log.Info("champion moved", "model", v.Model, "from", v.Parent, "to", v.Version)
 	return nil
+}
+
+// gateEvidence is the evidence of a gate decision on v.
+func (w *Worker) gateEvidence(v *schemas.ModelVersion) map[string]float64 {
+	return map[string]float64{
+		"holdout_auc": v.Metrics.AUC, "holdout_log_loss": v.Metrics.LogLoss, "holdout_rows": float64(v.Metrics.HoldoutRows),
+		"champion_auc": v.Metrics.ChampionAUC, "champion_log_loss": v.Metrics.ChampionLogLoss, "min_gain": w.cfg.Train.MinGain,
+	}
 }
 
 // pickBackend chooses the training backend once, at start.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/segmentio/encoding/json"
 
+	"github.com/driftline/driftline/consumers"
 	"github.com/driftline/driftline/internal/bench"
 )
 
@@ -19,11 +20,16 @@ func benchCmd(ctx context.Context, args []string, _ *slog.Logger) error {
 	e2e := fs.Int("e2e-events", 300_000, "events pre-produced for the end-to-end throughput run")
 	rate := fs.Int("live-rate", 20_000, "events per second while latency is measured")
 	secs := fs.Int("live-seconds", 5, "seconds of live production while latency is measured")
+	brokers := fs.String("brokers", "", "a fresh, empty broker (driftline broker) for the end-to-end and latency runs instead of one embedded in this process")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	var progress io.Writer = os.Stderr
-	r, err := bench.Run(ctx, bench.Config{Users: *users, E2EEvents: *e2e, LiveRate: *rate, LiveSeconds: *secs, Out: progress})
+	var brokerList []string
+	if *brokers != "" {
+		brokerList = consumers.ParseBrokers(*brokers)
+	}
+	r, err := bench.Run(ctx, bench.Config{Users: *users, E2EEvents: *e2e, LiveRate: *rate, LiveSeconds: *secs, Brokers: brokerList, Out: progress})
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/driftline/driftline/consumers"
 	"github.com/driftline/driftline/internal/app"
@@ -31,6 +32,7 @@ func runCmd(ctx context.Context, args []string, log *slog.Logger) error {
 	gpuCommand := fs.String("gpu-command", "python3 trainers/gpu/train.py", "trainer: the GPU contract trainer, split on spaces")
 	gpuProbe := fs.String("gpu-probe", "nvidia-smi -L", "trainer: command that must succeed for the gpu backend, split on spaces")
 	maxTrainings := fs.Int("max-trainings", 1, "trainer: trainings one worker runs at once")
+	claimTTL := fs.Duration("claim-ttl", 15*time.Minute, "trainer: how long another replica waits for a claimed retrain request's version before training it itself (longer than the longest training)")
 	shadow := fs.Bool("shadow", false, "trainer: score a challenger that passed the gate in shadow; promote it on realised accuracy")
 	shadowLabels := fs.Int("shadow-labels", 1000, "trainer: labels a shadow candidate is judged on")
 	shadowMargin := fs.Float64("shadow-margin", 0, "trainer: promote the shadow when its AUC >= the champion's minus this")
@@ -64,6 +66,7 @@ func runCmd(ctx context.Context, args []string, log *slog.Logger) error {
 	cfg.Trainer.GPU.Command = strings.Fields(*gpuCommand)
 	cfg.Trainer.GPU.Probe = strings.Fields(*gpuProbe)
 	cfg.Trainer.MaxConcurrent = *maxTrainings
+	cfg.Trainer.ClaimTTL = *claimTTL
 	cfg.Trainer.Shadow = trainers.ShadowConfig{Enabled: *shadow, MinLabels: *shadowLabels, Margin: *shadowMargin,
 		ProbationLabels: *probationLabels, ProbationMargin: *probationMargin}
 	cfg.Webhook = monitors.WebhookConfig{URL: *webhook, Resolved: true}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -116,6 +117,15 @@ func RedactDSN(dsn string) string {
 	if err != nil {
 		return "<unparseable DSN>"
 	}
+	// clickhouse-go also reads credentials from the query string.
+	q := u.Query()
+	for k := range q {
+		switch strings.ToLower(k) {
+		case "password", "http_proxy", "secret", "token":
+			q.Set(k, "xxxxx")
+		}
+	}
+	u.RawQuery = q.Encode()
 	return u.Redacted()
 }
 

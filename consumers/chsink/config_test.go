@@ -46,6 +46,14 @@ func TestDSNPasswordIsRedacted(t *testing.T) {
 	if got := RedactDSN(dsn); strings.Contains(got, secret) {
 		t.Errorf("RedactDSN = %s", got)
 	}
+	// clickhouse-go also takes credentials as query parameters.
+	inQuery := "clickhouse://ch.example:9000/db?username=u&password=" + secret + "&secure=true"
+	if got := RedactDSN(inQuery); strings.Contains(got, secret) || !strings.Contains(got, "secure=true") {
+		t.Errorf("RedactDSN of a DSN with the password in its query = %s", got)
+	}
+	if got := (&Config{DSN: inQuery}).LogValue().String(); strings.Contains(got, secret) {
+		t.Errorf("LogValue of a DSN with the password in its query = %s", got)
+	}
 	bad := Config{DSN: "clickhouse://u:" + secret + "@host:notaport"}
 	bad.setDefaults()
 	if err := bad.Validate(); err == nil || strings.Contains(err.Error(), secret) {

@@ -65,6 +65,7 @@ type batch struct {
 	preds   *predictionRows
 	labels  *labelRows
 	alerts  *alertRows
+	reports *reportRows
 	retrain *retrainRows
 	vers    *versionRows
 	aliases *aliasRows
@@ -78,11 +79,11 @@ type batch struct {
 func newBatch() *batch {
 	b := &batch{
 		events: newEventRows(), feats: newFeatureRows(), preds: newPredictionRows(), labels: newLabelRows(),
-		alerts: newAlertRows(), retrain: newRetrainRows(), vers: newVersionRows(), aliases: newAliasRows(),
+		alerts: newAlertRows(), reports: newReportRows(), retrain: newRetrainRows(), vers: newVersionRows(), aliases: newAliasRows(),
 		dlq: newDeadLetterRows(),
 	}
 	b.tables = []*table{
-		b.events.table, b.feats.table, b.preds.table, b.labels.table, b.alerts.table,
+		b.events.table, b.feats.table, b.preds.table, b.labels.table, b.alerts.table, b.reports.table,
 		b.retrain.table, b.vers.table, b.aliases.table, b.dlq.table,
 	}
 	return b
@@ -151,7 +152,7 @@ func sameColumns(t *table, ddl []schemas.ClickHouseColumn) error {
 func (s *Sink) Topics() []string {
 	t := s.kafka.Topics
 	return []string{t.Clickstream, t.Cart, t.Transactions, t.Features, t.Predictions, t.Labels,
-		t.Alerts, t.Retrain, t.Models, t.DLQ}
+		t.Alerts, t.Reports, t.Retrain, t.Models, t.DLQ}
 }
 
 // Group is the sink's consumer group.
@@ -359,6 +360,11 @@ func (s *Sink) add(r *kgo.Record, now time.Time) {
 		var v schemas.Alert
 		if err = decode(r.Value, &v); err == nil {
 			s.b.alerts.add(&v, now)
+		}
+	case t.Reports:
+		var v schemas.Report
+		if err = decode(r.Value, &v); err == nil {
+			s.b.reports.add(&v, now)
 		}
 	case t.Retrain:
 		var v schemas.RetrainRequest

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"strconv"
 	"testing"
 	"time"
@@ -92,12 +93,15 @@ func (f *fixture) derived(t testing.TB) []*kgo.Record {
 	tp := f.kafka.Topics
 	seg := schemas.Segments{Device: "mobile", Country: "DE", Referrer: "social"}
 	at := f.t0.Add(time.Minute)
+	pValue := 0.001
 	bad := &kgo.Record{Topic: tp.Cart, Key: []byte("u1"), Value: []byte(`{"event_id":"bad","type":"add_to_cart","price":-3}`)}
 	return []*kgo.Record{
 		f.json(t, tp.Features, "u1", schemas.FeatureVector{Model: "m", EventID: "e1", EventType: schemas.AddToCart, EventTime: at, UserID: "u1", SessionID: "s1", Segments: seg, Values: []float64{1, 2.5}}),
 		f.json(t, tp.Predictions, "u1", schemas.Prediction{Model: "m", Version: 2, Score: 0.7, EventID: "e1", EventType: schemas.AddToCart, EventTime: at, UserID: "u1", SessionID: "s1", Segments: seg, ScoredAt: time.Now()}),
 		f.json(t, tp.Labels, "u1", schemas.Label{Model: "m", Version: 2, Score: 0.7, EventID: "e1", EventTime: at, UserID: "u1", SessionID: "s1", Segments: seg, Values: []float64{1, 2.5}, Label: 1, Reason: schemas.LabelReasonPurchase, LabelTime: at.Add(5 * time.Minute)}),
 		f.json(t, tp.Alerts, "m", schemas.Alert{ID: "a1", Kind: schemas.AlertDrift, Severity: "warning", Model: "m", Version: 2, Feature: "x", Statistic: "psi", Value: 0.3, Threshold: 0.2, Window: schemas.Window{From: f.t0, To: at}, Samples: 2000, EventTime: at, FiredAt: time.Now(), Evidence: map[string]float64{"p_value": 0.01, "ks": 0.2}}),
+		f.json(t, tp.Reports, "m", schemas.Report{ID: "m/v2/drift/x/ks/r1", Kind: schemas.AlertDrift, Model: "m", Version: 2, Feature: "x", Statistic: "ks", Method: "ks", Value: 0.21, PValue: &pValue, Threshold: 0.025, Comparison: "<", Breached: true, Window: schemas.Window{From: f.t0, To: at}, Samples: 2000, ReferenceRows: 800, EventTime: at, ReportedAt: time.Now()}),
+		f.json(t, tp.Reports, "m", schemas.Report{ID: "m/v2/accuracy/device=mobile/log_loss/r1", Kind: schemas.AlertAccuracy, Model: "m", Version: 2, Segment: "device=mobile", Statistic: "log_loss", Method: "roc_auc", Value: 0.52, Window: schemas.Window{From: f.t0, To: at}, Samples: 1000, EventTime: at, ReportedAt: time.Now()}),
 		f.json(t, tp.Retrain, "m", schemas.RetrainRequest{IdempotencyKey: "m/v2/x", Model: "m", FromVersion: 2, Reason: "drift", Alerts: []string{"a1"}, DataFrom: at, RequestedAt: time.Now()}),
 		f.json(t, tp.Models, schemas.VersionKey("m", 3), schemas.RegistryRecord{Kind: schemas.RegistryVersion, Version: &schemas.ModelVersion{Model: "m", Version: 3, Parent: 2, CreatedAt: time.Now(), Backend: "cpu-go-logreg", Features: []string{"x", "y"}, Weights: []float64{0.1, 0.2}, Mean: []float64{0, 0}, Std: []float64{1, 1}, Training: schemas.Window{From: f.t0, To: at}, Rows: 2000, Metrics: schemas.ModelMetrics{AUC: 0.8, GatePassed: true}}}),
 		f.json(t, tp.Models, schemas.AliasKey("m", schemas.AliasChampion), schemas.RegistryRecord{Kind: schemas.RegistryAlias, Alias: &schemas.AliasMove{Model: "m", Alias: schemas.AliasChampion, Version: 3, Previous: 2, Reason: "gate", At: time.Now()}}),
@@ -185,7 +189,7 @@ func TestRowsLandInEveryTableAndRedeliveryCollapses(t *testing.T) {
 	cfg := Config{DSN: dsn, Database: db, BatchRows: 1000, BatchInterval: 200 * time.Millisecond}
 	s, stop := runSink(t, cfg, f.kafka, reg)
 	want := map[string]uint64{
-		TableEvents: n, TableFeatures: 1, TablePredictions: 1, TableLabels: 1, TableAlerts: 1,
+		TableEvents: n, TableFeatures: 1, TablePredictions: 1, TableLabels: 1, TableAlerts: 1, TableReports: 2,
 		TableRetrainRequests: 1, TableModelVersions: 1, TableModelAliases: 1,
 		// the dead letter produced by the test, and the one the sink
 		// wrote for the undecodable prediction
@@ -245,6 +249,19 @@ func TestRowsLandInEveryTableAndRedeliveryCollapses(t *testing.T) {
 	row("SELECT evidence_keys, evidence_values FROM "+db+".alerts WHERE id = 'a1'", &evKeys, &evValues)
 	if fmt.Sprint(evKeys, evValues) != "[ks p_value] [0.2 0.01]" {
 		t.Errorf("alert evidence = %v %v", evKeys, evValues)
+	}
+	var (
+		pv, th, value float64
+		breached      uint8
+		cmp           string
+	)
+	row("SELECT p_value, threshold, comparison, breached FROM "+db+".reports WHERE statistic = 'ks'", &pv, &th, &cmp, &breached)
+	if pv != 0.001 || th != 0.025 || cmp != "<" || breached != 1 {
+		t.Errorf("ks report: p %v threshold %v %q breached %d", pv, th, cmp, breached)
+	}
+	row("SELECT p_value, value, breached FROM "+db+".reports WHERE segment = 'device=mobile'", &pv, &value, &breached)
+	if !math.IsNaN(pv) || value != 0.52 || breached != 0 {
+		t.Errorf("log loss report: p %v (want nan: none), value %v, breached %d", pv, value, breached)
 	}
 	row("SELECT reason, source_offset FROM "+db+".dead_letters WHERE source_topic = '"+f.kafka.Topics.Cart+"'", &reason, &sourceOff)
 	if reason != "price: must be >= 0, got -3" || sourceOff != 17 {

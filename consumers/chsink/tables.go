@@ -19,6 +19,7 @@ const (
 	TablePredictions     = "predictions"
 	TableLabels          = "labels"
 	TableAlerts          = "alerts"
+	TableReports         = "reports"
 	TableRetrainRequests = "retrain_requests"
 	TableModelVersions   = "model_versions"
 	TableModelAliases    = "model_aliases"
@@ -294,6 +295,55 @@ func (r *alertRows) add(a *schemas.Alert, now time.Time) {
 	r.added(now)
 }
 
+type reportRows struct {
+	*table
+	id, kind, model, segment, feature, statistic, method, comparison *col[string]
+	version, samples, refRows                                        *col[uint32]
+	value, pValue, threshold                                         *col[float64]
+	breached                                                         *col[uint8]
+	windowFrom, windowTo, eventTime, reportedAt                      *timeCol
+}
+
+func newReportRows() *reportRows {
+	t := &table{name: TableReports}
+	r := &reportRows{table: t}
+	r.id, r.kind, r.model, r.version = t.str("id"), t.str("kind"), t.str("model"), t.u32("version")
+	r.segment, r.feature, r.statistic, r.method = t.str("segment"), t.str("feature"), t.str("statistic"), t.str("method")
+	r.value, r.pValue, r.threshold, r.comparison = t.f64("value"), t.f64("p_value"), t.f64("threshold"), t.str("comparison")
+	r.breached = t.u8("breached")
+	r.windowFrom, r.windowTo = t.time("window_from"), t.time("window_to")
+	r.samples, r.refRows = t.u32("samples"), t.u32("reference_rows")
+	r.eventTime, r.reportedAt = t.time("event_time"), t.time("reported_at")
+	return r
+}
+
+func (r *reportRows) add(v *schemas.Report, now time.Time) {
+	r.id.add(v.ID)
+	r.kind.add(v.Kind)
+	r.model.add(v.Model)
+	r.version.add(count(v.Version))
+	r.segment.add(v.Segment)
+	r.feature.add(v.Feature)
+	r.statistic.add(v.Statistic)
+	r.method.add(v.Method)
+	r.value.add(finite(v.Value))
+	p := math.NaN() // no p-value: nan, so an avg over p-values cannot mistake it for 0
+	if v.PValue != nil {
+		p = finite(*v.PValue)
+	}
+	r.pValue.add(p)
+	r.threshold.add(finite(v.Threshold))
+	r.comparison.add(v.Comparison)
+	r.breached.add(boolByte(v.Breached))
+	r.windowFrom.add(v.Window.From)
+	r.windowTo.add(v.Window.To)
+	r.samples.add(count(v.Samples))
+	r.refRows.add(count(v.ReferenceRows))
+	r.eventTime.add(v.EventTime)
+	r.reportedAt.add(v.ReportedAt)
+	r.added(now)
+}
+
 type retrainRows struct {
 	*table
 	key, model, reason  *col[string]
@@ -399,10 +449,10 @@ func (r *versionRows) add(v *schemas.ModelVersion, now time.Time) error {
 
 type aliasRows struct {
 	*table
-	model, alias, reason, decision *col[string]
-	version, previous, seq         *col[uint32]
-	at                             *timeCol
-	evidence                       evidenceCols
+	model, alias, reason, decision, owner, retrainOf *col[string]
+	version, previous, seq                           *col[uint32]
+	at                                               *timeCol
+	evidence                                         evidenceCols
 }
 
 func newAliasRows() *aliasRows {
@@ -412,6 +462,7 @@ func newAliasRows() *aliasRows {
 	r.at = t.time("at")
 	r.seq, r.decision = t.u32("seq"), t.str("decision")
 	r.evidence = t.evidence("evidence")
+	r.owner, r.retrainOf = t.str("owner"), t.str("retrain_of")
 	return r
 }
 
@@ -425,6 +476,8 @@ func (r *aliasRows) add(a *schemas.AliasMove, now time.Time) {
 	r.seq.add(count(a.Seq))
 	r.decision.add(a.Decision)
 	r.evidence.add(a.Evidence)
+	r.owner.add(a.Owner)
+	r.retrainOf.add(a.RetrainOf)
 	r.added(now)
 }
 

@@ -39,78 +39,82 @@ FROM
 GROUP BY hour, device
 ORDER BY hour, device
 
--- name: accuracy_by_version_device_hour
--- Realised accuracy of each served model version by device and hour of
--- prediction time, from the labels (version 0, cold start, left out): ROC
--- AUC by the rank-sum formula (Mann-Whitney U), log loss, Brier score, and
--- mean score beside the positive rate (calibration).
+-- name: accuracy_by_version_segment_over_time
+-- The monitor's rolling accuracy of each champion version, for all traffic
+-- (segment '') and per segment (device=mobile, country=DE, ...), in 10-minute
+-- buckets of event time (the label time of the evaluation), from the
+-- reports it publishes at every evaluation: ROC AUC, log loss, Brier score,
+-- expected calibration error, precision and recall at the decision
+-- threshold (each the mean over the bucket's evaluations), the labels in
+-- the window, the AUC floor the alert policy judged against (the holdout
+-- AUC less the allowed drop; for a segment the overall AUC less the
+-- fairness gap) and how many evaluations were below it.
 SELECT
+    bucket,
+    model,
     version,
-    device,
-    hour,
-    n,
-    positives,
-    round(mean_score, 4) AS mean_score,
-    round(positive_rate, 4) AS positive_rate,
+    segment,
+    evaluations,
+    labels,
+    round(roc_auc, 4) AS roc_auc,
     round(log_loss, 4) AS log_loss,
     round(brier, 4) AS brier,
-    if(positives = 0 OR positives = n, nan,
-       round((arraySum(arrayMap((l, r) -> l * r, ranked, arrayEnumerate(ranked))) - positives * (positives + 1) / 2)
-             / (positives * (n - positives)), 4)) AS roc_auc
+    round(ece, 4) AS ece,
+    round(precision, 4) AS precision,
+    round(recall, 4) AS recall,
+    round(floor_auc, 4) AS auc_floor,
+    breaches
 FROM
 (
     SELECT
+        toDateTime(intDiv(event_time_ms, 600000) * 600) AS bucket,
+        model,
         version,
-        device,
-        toStartOfHour(event_time) AS hour,
-        count() AS n,
-        sum(label) AS positives,
-        avg(score) AS mean_score,
-        avg(label) AS positive_rate,
-        -avg(label * log(greatest(score, 1e-15)) + (1 - label) * log(greatest(1 - score, 1e-15))) AS log_loss,
-        avg((score - label) * (score - label)) AS brier,
-        arrayMap(x -> tupleElement(x, 2), arraySort(x -> tupleElement(x, 1), groupArray((score, label)))) AS ranked
-    FROM {database}.labels FINAL
-    WHERE version > 0
-    GROUP BY version, device, hour
+        segment,
+        countIf(statistic = 'roc_auc') AS evaluations,
+        maxIf(samples, statistic = 'roc_auc') AS labels,
+        avgIf(value, statistic = 'roc_auc') AS roc_auc,
+        avgIf(value, statistic = 'log_loss') AS log_loss,
+        avgIf(value, statistic = 'brier') AS brier,
+        avgIf(value, statistic = 'ece') AS ece,
+        avgIf(value, statistic = 'precision') AS precision,
+        avgIf(value, statistic = 'recall') AS recall,
+        avgIf(threshold, statistic = 'roc_auc') AS floor_auc,
+        countIf(statistic = 'roc_auc' AND breached = 1) AS breaches
+    FROM {database}.reports FINAL
+    WHERE kind = 'accuracy'
+    GROUP BY bucket, model, version, segment
 ) AS a
-ORDER BY hour, version, device
+ORDER BY bucket, model, version, segment
 
--- name: feature_drift_by_hour
--- Each feature's hourly mean on the vectors a version served, beside the
--- mean and standard deviation of that version's training set: the
--- standardised shift (mean - reference mean) / reference std says how far
--- the live distribution moved, hour by hour, without waiting for an alert.
+-- name: drift_by_feature_over_time
+-- How far each feature (and the score: feature 'score', kind
+-- prediction_drift) of all traffic drifted from the champion's reference,
+-- in 10-minute buckets of event time, from the reports the monitor
+-- publishes at every evaluation (a 2000-vector window every 250 vectors):
+-- per statistic (the feature's judged method, see method, and PSI beside
+-- it) the mean and largest value over the bucket's evaluations, the
+-- threshold, how many evaluations breached it, and the earliest event time
+-- the bucket's windows reached back to. Segments are in the same table
+-- (segment = 'device=mobile', ...).
 SELECT
-    hour,
+    toDateTime(intDiv(event_time_ms, 600000) * 600) AS bucket,
+    model,
     version,
+    kind,
     feature,
-    count() AS n,
-    round(avg(value), 4) AS mean,
-    round(any(ref_mean), 4) AS reference_mean,
-    round((avg(value) - any(ref_mean)) / greatest(any(ref_std), 1e-9), 4) AS standardized_shift
-FROM
-(
-    SELECT hour, version, value, feature, ref_mean, ref_std
-    FROM
-    (
-        SELECT toStartOfHour(event_time) AS hour, version, `values` AS vs, features AS fs, mean AS ms, std AS ss
-        FROM
-        (
-            SELECT model, version, event_time, `values`
-            FROM {database}.labels FINAL
-            WHERE version > 0
-        ) AS l
-        ALL INNER JOIN
-        (
-            SELECT model, version, features, mean, std
-            FROM {database}.model_versions FINAL
-        ) AS v USING (model, version)
-    ) AS served
-    ARRAY JOIN vs AS value, fs AS feature, ms AS ref_mean, ss AS ref_std
-) AS per_feature
-GROUP BY hour, version, feature
-ORDER BY feature, hour, version
+    statistic,
+    any(method) AS judged_by,
+    count() AS evaluations,
+    round(avg(value), 4) AS mean_value,
+    round(max(value), 4) AS max_value,
+    round(max(threshold), 4) AS max_threshold,
+    countIf(breached = 1) AS breaches,
+    min(window_from) AS windows_from
+FROM {database}.reports FINAL
+WHERE kind IN ('drift', 'prediction_drift') AND segment = ''
+GROUP BY bucket, model, version, kind, feature, statistic
+ORDER BY feature, statistic, bucket, version
 
 -- name: drift_alerts_by_feature_hour
 -- The monitor's own drift statistics over time: per hour of event time and

@@ -265,6 +265,18 @@ func (e *Engine) lookup(ent Entity, ev *schemas.Event, user int32) (int32, bool)
 	return t.lookup(keyOf(ent, ev))
 }
 
+// Key returns the engine's own copy of a key it holds (cloned when the key
+// was created), so a caller keeping the id beside the engine's state can
+// share it instead of cloning the record's bytes again.
+func (e *Engine) Key(ent Entity, key string) (string, bool) {
+	t := e.tables[ent]
+	s, ok := t.lookup(key)
+	if !ok {
+		return "", false
+	}
+	return t.meta(s).key, true
+}
+
 func keyOf(ent Entity, ev *schemas.Event) string {
 	if ent == User {
 		return ev.UserID

@@ -108,6 +108,11 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry) (*Process, erro
 	if cfg.TrainerGroup == "" {
 		cfg.TrainerGroup = "driftline-trainer"
 	}
+	if cfg.Trainer.Shadow.LeaseGroup == "" {
+		// One decision lease per trainer group: the replicas of one group
+		// elect one decider among themselves.
+		cfg.Trainer.Shadow.LeaseGroup = cfg.TrainerGroup + "-decisions"
+	}
 	if cfg.Trainer.Features == nil {
 		cfg.Trainer.Features = features.PurchasePropensity().Features
 	}

@@ -42,6 +42,11 @@ type Config struct {
 	// for LiveSeconds. Defaults 20,000 and 5.
 	LiveRate    int
 	LiveSeconds int
+	// Brokers, when set, is a fresh broker (`driftline broker`) the
+	// end-to-end and latency runs use instead of one embedded in this
+	// process: its garbage collection then no longer pauses the stage. It
+	// must be empty (the backlog count assumes no earlier records).
+	Brokers []string
 	// Out receives progress lines; nil discards them.
 	Out io.Writer
 }
@@ -85,9 +90,14 @@ type Report struct {
 	HotPathCores            int     `json:"hot_path_cores"`
 	MeasuredWithGoVersion   string  `json:"go_version"`
 	E2EIncludesGroupJoinSec float64 `json:"e2e_includes_group_join_seconds"`
+	// ExternalBroker: the end-to-end and latency runs used a broker in
+	// another process (Config.Brokers), not one embedded in the bench.
+	ExternalBroker bool `json:"external_broker"`
 }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func discard([]*kgo.Record) {}
 
 // Run takes every measurement.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
@@ -105,7 +115,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := stateSize(cfg.Users, r); err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(cfg.Out, "end to end through the embedded broker: %d events, then %d/s for %ds...\n", cfg.E2EEvents, cfg.LiveRate, cfg.LiveSeconds)
+	where := "the embedded broker"
+	if len(cfg.Brokers) > 0 {
+		where = fmt.Sprint(cfg.Brokers)
+	}
+	fmt.Fprintf(cfg.Out, "end to end through %s: %d events, then %d/s for %ds...\n", where, cfg.E2EEvents, cfg.LiveRate, cfg.LiveSeconds)
 	if err := endToEnd(ctx, cfg, r); err != nil {
 		return nil, err
 	}
@@ -170,7 +184,9 @@ func hotPath(recs []*kgo.Record, r *Report) error {
 			}
 			p.Process(recs[i%len(recs)])
 			if i%1024 == 0 {
-				p.TakeOutputs()
+				// A batch boundary: Run produces the records, ends the
+				// transaction, then reuses their buffers.
+				p.FlushOutputs(discard)
 			}
 		}
 	})
@@ -194,7 +210,11 @@ func hotPath(recs []*kgo.Record, r *Report) error {
 }
 
 // stateSize loads n users, each with a session holding a viewed product and
-// a cart event awaiting its label, and divides the heap they hold by n.
+// a cart event awaiting its label, and divides the heap they hold by n. The
+// users are spread over statePartitions partitions as the storefront's
+// keying spreads them, each partition with the stage's default key budget;
+// an event the stage rejects (a budget too small for the users) fails the
+// measurement instead of leaving users out of the state it divides by.
 func stateSize(n int, r *Report) error {
 	p, err := newStage()
 	if err != nil {
@@ -205,6 +225,14 @@ func stateSize(n int, r *Report) error {
 	runtime.GC()
 	runtime.ReadMemStats(&heapBefore)
 	buf := make([]byte, 0, 512)
+	rejected := 0
+	count := func(recs []*kgo.Record) {
+		for _, rec := range recs {
+			if rec.Topic == consumers.DefaultTopics().DLQ {
+				rejected++
+			}
+		}
+	}
 	for u := range n {
 		id := "u-" + strconv.Itoa(u)
 		for _, typ := range []string{schemas.ProductView, schemas.AddToCart} {
@@ -215,29 +243,41 @@ func stateSize(n int, r *Report) error {
 				e.Quantity = 1
 			}
 			buf = e.AppendJSON(buf[:0])
-			p.Process(&kgo.Record{Topic: schemas.TopicOf(typ), Key: []byte(id), Value: buf})
+			p.Process(&kgo.Record{Topic: schemas.TopicOf(typ), Partition: int32(u % statePartitions), Key: []byte(id), Value: buf})
 		}
 		if u%4096 == 0 {
-			p.TakeOutputs()
+			p.FlushOutputs(count)
 		}
 	}
-	p.TakeOutputs()
+	p.FlushOutputs(count)
 	var heapAfter runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&heapAfter)
 	runtime.KeepAlive(p)
+	if rejected > 0 {
+		return fmt.Errorf("state size: the stage rejected %d of %d events (key budget per partition too small for %d users over %d partitions)", rejected, 2*n, n, statePartitions)
+	}
 	r.ActiveUsers = n
 	r.BytesPerActiveUser = round(float64(heapAfter.HeapAlloc-heapBefore.HeapAlloc) / float64(n))
 	return nil
 }
 
+// statePartitions is the partition count the state-size run spreads its
+// users over: the embedded broker's default.
+const statePartitions = 8
+
 func endToEnd(ctx context.Context, cfg Config, r *Report) error {
-	broker, err := consumers.NewBroker(consumers.BrokerConfig{}, quiet)
-	if err != nil {
-		return err
+	brokers := cfg.Brokers
+	if len(brokers) == 0 {
+		broker, err := consumers.NewBroker(consumers.BrokerConfig{}, quiet)
+		if err != nil {
+			return err
+		}
+		defer broker.Close()
+		brokers = []string{broker.Addr()}
 	}
-	defer broker.Close()
-	kcfg := consumers.KafkaConfig{Brokers: []string{broker.Addr()}}
+	r.ExternalBroker = len(cfg.Brokers) > 0
+	kcfg := consumers.KafkaConfig{Brokers: brokers}
 	kcfg.SetDefaults()
 	if err := consumers.ProvisionTopics(ctx, kcfg, quiet); err != nil {
 		return err

@@ -401,6 +401,10 @@ func (d *run) observe(t consumers.Topics, r *kgo.Record) {
 			if a.Decision != "" {
 				decision = fmt.Sprintf(" (%s, move %d)", a.Decision, a.Seq)
 			}
+			switch a.Alias {
+			case schemas.AliasReserved, schemas.AliasChallenger, schemas.AliasRetired:
+				return // bookkeeping moves, listed by `driftline models history`
+			}
 			if a.Alias != schemas.AliasChampion {
 				d.step("registry: %s of %s moved v%d -> v%d%s: %s", a.Alias, a.Model, a.Previous, a.Version, decision, a.Reason)
 				return

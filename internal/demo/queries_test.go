@@ -86,6 +86,14 @@ func rows(t *testing.T, conn driver.Conn, sql string, args ...any) []map[string]
 	return out
 }
 
+func mean(s []float64) float64 {
+	var m float64
+	for _, v := range s {
+		m += v
+	}
+	return m / float64(len(s))
+}
+
 func num(v any) float64 {
 	r := reflect.ValueOf(v)
 	switch {
@@ -139,6 +147,16 @@ func TestAnalyticsQueriesOnDemoData(t *testing.T) {
 			sum.Events, sum.DLQ, events, rejected)
 	}
 
+	var shiftAt time.Time // event time of the storefront's shift
+	for _, s := range sum.Timeline {
+		if strings.HasPrefix(s.What, "shift injected") {
+			shiftAt = s.EventTime
+		}
+	}
+	if shiftAt.IsZero() {
+		t.Fatalf("the demo's timeline has no shift: %+v", sum.Timeline)
+	}
+
 	queries := analyticsQueries(t, db)
 	checks := map[string]func(t *testing.T, rs []map[string]any){
 		"conversion_funnel_by_hour_and_device": func(t *testing.T, rs []map[string]any) {
@@ -156,33 +174,101 @@ func TestAnalyticsQueriesOnDemoData(t *testing.T) {
 				t.Errorf("%d funnel rows, %v purchases", len(rs), purchased)
 			}
 		},
-		"accuracy_by_version_device_hour": func(t *testing.T, rs []map[string]any) {
+		"accuracy_by_version_segment_over_time": func(t *testing.T, rs []map[string]any) {
 			versions := map[float64]bool{}
-			best := 0.0
-			for _, r := range rs {
-				versions[num(r["version"])] = true
-				if auc := num(r["roc_auc"]); !math.IsNaN(auc) {
-					if auc < 0 || auc > 1 {
-						t.Errorf("AUC out of range: %v", r)
-					}
-					if num(r["n"]) >= 300 {
-						best = math.Max(best, auc)
-					}
-				}
+			segments := map[string]bool{}
+			// All traffic, per version: v1's rolling AUC at its best (labels
+			// of predictions before the shift) and at its worst (after it,
+			// later), and the last version's latest AUC (after the retrain).
+			type point struct {
+				at  time.Time
+				auc float64
 			}
-			if len(versions) < 2 || best < 0.65 {
-				t.Errorf("accuracy rows for versions %v, best AUC on >= 300 labels %.3f", versions, best)
+			best, worst, last := map[float64]point{}, map[float64]point{}, map[float64]point{}
+			for _, r := range rs {
+				auc := num(r["roc_auc"])
+				if math.IsNaN(auc) {
+					continue
+				}
+				if auc < 0 || auc > 1 || num(r["labels"]) < 500 || num(r["log_loss"]) <= 0 {
+					t.Errorf("accuracy row out of range: %v", r)
+				}
+				v := num(r["version"])
+				versions[v] = true
+				segments[r["segment"].(string)] = true
+				if r["segment"].(string) != "" {
+					continue
+				}
+				p := point{r["bucket"].(time.Time), auc}
+				if b, ok := best[v]; !ok || auc > b.auc {
+					best[v] = p
+				}
+				if w, ok := worst[v]; !ok || auc < w.auc {
+					worst[v] = p
+				}
+				last[v] = p // rows are ordered by bucket
+			}
+			if len(versions) < 2 || !segments[""] || len(segments) < 4 {
+				t.Errorf("accuracy reports for versions %v and segments %v, want >= 2 versions, all traffic and >= 3 segments", versions, segments)
+			}
+			latest := 0.0
+			for v := range last {
+				latest = max(latest, v)
+			}
+			t.Logf("v1 rolling AUC at best %.3f (%s), at worst %.3f (%s); v%v at last %.3f (demo summary: %.3f before the shift, %.3f after, %.3f after the retrain)",
+				best[1].auc, best[1].at.Format("15:04"), worst[1].auc, worst[1].at.Format("15:04"), latest, last[latest].auc,
+				sum.AUCBeforeShift, sum.AUCAfterShift, sum.AUCAfterRetrain)
+			if !(best[1].auc >= 0.65) || !(worst[1].auc <= best[1].auc-0.1) || !worst[1].at.After(best[1].at) || !worst[1].at.After(shiftAt) {
+				t.Errorf("v1 rolling AUC %.3f at %s, %.3f at %s: want >= 0.65, then at least 0.1 lower after the shift", best[1].auc, best[1].at, worst[1].auc, worst[1].at)
+			}
+			if latest < 2 || !(last[latest].auc >= worst[1].auc+0.1) {
+				t.Errorf("latest version v%v's last rolling AUC %.3f: want a retrained version at least 0.1 above v1's worst %.3f", latest, last[latest].auc, worst[1].auc)
 			}
 		},
-		"feature_drift_by_hour": func(t *testing.T, rs []map[string]any) {
+		"drift_by_feature_over_time": func(t *testing.T, rs []map[string]any) {
 			features := map[string]bool{}
-			maxShift := 0.0
+			// The judged statistic of v1 in windows wholly before the shift
+			// (bucket over by 03:00) and wholly after it (windows_from
+			// >= 03:00), for the features the shift moves: prices x1.8.
+			type key struct{ feature, stat string }
+			before, after := map[key][]float64{}, map[key][]float64{}
 			for _, r := range rs {
-				features[r["feature"].(string)] = true
-				maxShift = math.Max(maxShift, math.Abs(num(r["standardized_shift"])))
+				f, stat := r["feature"].(string), r["statistic"].(string)
+				features[f] = true
+				if v := num(r["mean_value"]); math.IsNaN(v) || v < 0 {
+					t.Errorf("drift row with value %v: %v", v, r)
+				}
+				if num(r["version"]) != 1 || stat != r["judged_by"].(string) {
+					continue
+				}
+				k := key{f, stat}
+				switch b := r["bucket"].(time.Time); {
+				case !b.Add(10 * time.Minute).After(shiftAt):
+					before[k] = append(before[k], num(r["mean_value"]))
+				case !r["windows_from"].(time.Time).Before(shiftAt):
+					after[k] = append(after[k], num(r["mean_value"]))
+				}
 			}
-			if len(features) < 10 || maxShift < 0.3 {
-				t.Errorf("drift rows for %d features, largest standardised shift %.3f (the demo shifts prices x1.8)", len(features), maxShift)
+			if len(features) < 10 || !features["score"] {
+				t.Errorf("drift reports for %d features (%v), want every feature and the score", len(features), features)
+			}
+			for k := range after {
+				t.Logf("v1 %s(%s): before the shift %v, after it %v", k.stat, k.feature, before[k], after[k])
+			}
+			for _, f := range []string{"session_mean_viewed_price", "session_cart_value", "score"} {
+				var b, a []float64
+				for k := range after {
+					if k.feature == f {
+						b, a = before[k], after[k]
+					}
+				}
+				if len(b) == 0 || len(a) == 0 {
+					t.Errorf("%s: %d buckets of v1 before the shift, %d after it", f, len(b), len(a))
+					continue
+				}
+				if mb, ma := mean(b), mean(a); !(ma >= 2*mb) {
+					t.Errorf("%s: mean drift %.3f before the shift, %.3f after it: want at least twice", f, mb, ma)
+				}
 			}
 		},
 		"drift_alerts_by_feature_hour": func(t *testing.T, rs []map[string]any) {

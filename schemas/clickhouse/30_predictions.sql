@@ -1,5 +1,7 @@
 -- Predictions (schemas.Prediction): model, version and score per scored
--- event, with the event's segments.
+-- event, with the event's segments. A shadow candidate's prediction of the
+-- same event is its own row (shadow in the key), never merged with the one
+-- served.
 CREATE TABLE IF NOT EXISTS {database}.predictions (
     model String,
     version UInt32,
@@ -20,4 +22,4 @@ CREATE TABLE IF NOT EXISTS {database}.predictions (
     kafka_offset UInt64
 ) ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(event_time)
-ORDER BY (model, event_id)
+ORDER BY (model, event_id, shadow)
