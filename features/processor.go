@@ -164,6 +164,19 @@ func (c *Config) Validate() error {
 	if c.AllowedLateness < 0 {
 		return fmt.Errorf("features: allowed_lateness must be >= 0, got %s", c.AllowedLateness)
 	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"session_gap", c.SessionGap}, {"idle_timeout", c.IdleTimeout}, {"flush_timeout", c.FlushTimeout},
+		{"restore_timeout", c.RestoreTimeout},
+	} {
+		// Zero takes the default in setDefaults; a negative one would, say,
+		// treat every input as idle and send purchases to the DLQ as late.
+		if d.v <= 0 {
+			return fmt.Errorf("features: %s must be > 0, got %s", d.name, d.v)
+		}
+	}
 	if c.TransactionTimeout < time.Second {
 		return fmt.Errorf("features: transaction_timeout must be >= 1s, got %s", c.TransactionTimeout)
 	}
@@ -734,6 +747,14 @@ func (p *Processor) handle(r *kgo.Record) {
 		p.parts[r.Partition] = ps
 	}
 	ps.eng.Advance(ps.watermark(now, p.cfg.AllowedLateness.Milliseconds(), p.cfg.IdleTimeout))
+	if s := ps.sessions[e.SessionID]; s != nil && s.userID != e.UserID {
+		// Session state is keyed by session_id: merging another user's
+		// events into it would mix two users' features and labels.
+		p.out = append(p.out, consumers.DeadLetter(p.kafka.Topics.DLQ, r, "session_id",
+			fmt.Sprintf("session_id %q already belongs to user %q: a session_id names one session of one user", e.SessionID, s.userID)))
+		p.m.dlq.WithLabelValues("session_id").Inc()
+		return
+	}
 	if err := ps.eng.Update(e); err != nil {
 		p.reject(r, e, ps, err)
 		return

@@ -442,3 +442,27 @@ features:
 		t.Fatal("a missing features file must be refused")
 	}
 }
+
+// A session_id names one session of one user: another user's event under
+// the same session_id is dead-lettered with the reason, never merged into
+// the first user's session features and labels.
+func TestSessionIDOfAnotherUserIsRejected(t *testing.T) {
+	s := newStage(t, true)
+	s.send(schemas.AddToCart, 0, "s1", `,"product_id":"p1","price":10,"quantity":1`)
+	s.raw(schemas.TopicCart, fmt.Sprintf(`{"event_id":"x1","type":"add_to_cart","ts":%q,"user_id":"u2","session_id":"s1","product_id":"p2","price":297,"quantity":1}`,
+		t0.Add(time.Minute).Format(time.RFC3339Nano)))
+	s.send(schemas.AddToCart, 2*time.Minute, "s1", `,"product_id":"p3","price":5,"quantity":1`)
+	vecs := decodeAll[schemas.FeatureVector](t, s.out(schemas.TopicFeatures))
+	if len(vecs) != 2 || vecs[0].UserID != "u1" || vecs[1].UserID != "u1" {
+		t.Fatalf("vectors = %+v, want two of u1", vecs)
+	}
+	names := s.p.cfg.Spec.Features
+	if got := vecs[1].Values[slices.Index(names, "session_cart_value")]; got != 15 {
+		t.Errorf("u1's session_cart_value = %g, want 15: u2's 297 must not be merged in", got)
+	}
+	dlq := s.out(schemas.TopicDLQ)
+	if len(dlq) != 1 || consumers.Header(dlq[0], schemas.HeaderField) != "session_id" ||
+		!strings.Contains(consumers.Header(dlq[0], schemas.HeaderReason), `already belongs to user "u1"`) {
+		t.Fatalf("dead letters = %d, want u2's event with field session_id and the owner named", len(dlq))
+	}
+}

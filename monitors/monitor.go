@@ -261,11 +261,16 @@ type Monitor struct {
 	m     *metrics
 
 	// Everything below is owned by Run's goroutine, except pendingSwap.
-	champ     *schemas.ModelVersion
-	drift     *driftWindow // the champion's features against its reference
-	scores    *driftWindow // its scores against the reference score profile
-	acc       *accuracyWindow
-	lastDrop  time.Time // event time of the latest retrain request
+	champ    *schemas.ModelVersion
+	drift    *driftWindow // the champion's features against its reference
+	scores   *driftWindow // its scores against the reference score profile
+	acc      *accuracyWindow
+	lastDrop time.Time // event time of the latest retrain request
+	// retrain is a retrain request whose publish failed: retried after
+	// every poll until it goes out (its incident has already fired, so no
+	// breach would ask again before the cooldown).
+	retrain   *schemas.RetrainRequest
+	retrainAt time.Time
 	score     [1]float64
 	incidents map[string]*incident // by dedup key, for the champion
 	detectors []errorDetector
@@ -338,6 +343,7 @@ func (mo *Monitor) Run(ctx context.Context) error {
 			}
 		})
 		mo.flushReports()
+		mo.retryPending()
 	}
 }
 
@@ -373,6 +379,7 @@ func (mo *Monitor) install(v *schemas.ModelVersion) {
 	}
 	mo.acc = newAccuracyWindow(mo.cfg.AccuracyWindow)
 	mo.lastDrop = time.Time{}
+	mo.retrain = nil // asked for the outgoing champion
 	mo.incidents = map[string]*incident{}
 	mo.detectors, _ = mo.cfg.newDetectors() // Validate built them once already
 	if mo.drift != nil {
@@ -407,6 +414,9 @@ func checkReference(v *schemas.ModelVersion) error {
 func (mo *Monitor) handle(r *kgo.Record) error {
 	if mo.champ == nil {
 		return nil // nothing to compare with until a champion exists
+	}
+	if mo.retrain != nil && r.Offset%256 == 0 {
+		mo.retryPending() // also between polls, on a long backlog
 	}
 	switch r.Topic {
 	case mo.kafka.Topics.Features:
@@ -628,14 +638,26 @@ func (mo *Monitor) requestRetrain(reason string, alerts []string, since, at time
 		Model:          mo.champ.Model, FromVersion: mo.champ.Version, Reason: reason,
 		Alerts: alerts, DataFrom: since, RequestedAt: time.Now().UTC(),
 	}
-	if err := mo.publish(mo.kafka.Topics.Retrain, req.Model, req); err != nil {
-		mo.log.Error("cannot publish retrain request; the next breach asks again", "key", req.IdempotencyKey, "err", err)
+	mo.retrain, mo.retrainAt = &req, at
+	mo.retryPending()
+}
+
+// retryPending publishes the pending retrain request, if any; on failure it
+// stays pending for the next poll.
+func (mo *Monitor) retryPending() {
+	req := mo.retrain
+	if req == nil {
 		return
 	}
-	mo.lastDrop = at
-	mo.budget.record(at)
+	if err := mo.publish(mo.kafka.Topics.Retrain, req.Model, *req); err != nil {
+		mo.log.Error("cannot publish retrain request; retried after the next poll", "key", req.IdempotencyKey, "err", err)
+		return
+	}
+	mo.retrain = nil
+	mo.lastDrop = mo.retrainAt
+	mo.budget.record(mo.retrainAt)
 	mo.m.retrains.Inc()
-	mo.log.Warn("retrain requested", "key", req.IdempotencyKey, "reason", reason, "data_from", since)
+	mo.log.Warn("retrain requested", "key", req.IdempotencyKey, "reason", req.Reason, "data_from", req.DataFrom)
 }
 
 func (mo *Monitor) publish(topic, key string, v any) error {
