@@ -494,7 +494,7 @@ func (p *Processor) transact(ctx context.Context, sess *kgo.GroupTransactSession
 	}
 	p.m.txns.WithLabelValues("aborted").Inc()
 	for part := range touched {
-		delete(p.parts, part)
+		p.drop(part)
 	}
 	if err != nil {
 		return false, fmt.Errorf("cannot end transaction (state of partitions %v dropped; restored from the changelog after a restart): %w", slices.Sorted(maps.Keys(touched)), err)
@@ -619,10 +619,19 @@ func (p *Processor) revoke(_ context.Context, cl *kgo.Client, revoked map[string
 	p.rebalance = true
 	for _, parts := range revoked {
 		for _, part := range parts {
-			delete(p.parts, part)
+			p.drop(part)
 		}
 	}
 	p.resumeOrphans(cl)
+}
+
+// drop forgets a partition's state (it is restored from the changelog if
+// the partition is handled again) and takes its keys out of the gauges.
+func (p *Processor) drop(part int32) {
+	if ps := p.parts[part]; ps != nil {
+		ps.eng.Release()
+		delete(p.parts, part)
+	}
 }
 
 // align pauses fetching the input topic-partitions whose newest event time

@@ -191,6 +191,19 @@ func (e *Engine) Stats() Stats {
 // Len is the length of a vector.
 func (e *Engine) Len() int { return len(e.defs) }
 
+// Release takes the engine's keys out of the shared driftline_window_keys
+// gauge: call it when the engine is dropped (its partition revoked, or its
+// state restored afresh after an aborted transaction), or the gauge counts
+// the dropped keys forever. The engine must not be used afterwards.
+func (e *Engine) Release() {
+	for ent, t := range e.tables {
+		if t != nil && t.live > 0 {
+			e.m.keys(Entity(ent), -float64(t.live))
+			t.live = 0
+		}
+	}
+}
+
 // Update applies an event: the watermark moves to its time minus the
 // allowed lateness if that is later (closing windows and expiring keys),
 // then the event lands in the windows its time belongs to. It returns

@@ -1,8 +1,13 @@
 package window
 
 import (
+	"fmt"
 	"testing"
 	"unsafe"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/driftline/driftline/schemas"
 )
 
 // TestKeyReturnsTheEnginesCopy: Key hands out the engine's own clone of a
@@ -33,5 +38,33 @@ func TestKeyReturnsTheEnginesCopy(t *testing.T) {
 	}
 	if _, ok := e.Key(User, "u2"); ok {
 		t.Error("Key found a user the engine never saw")
+	}
+}
+
+// Release takes a dropped engine's keys out of the shared gauge, so a
+// partition restored three times is not counted four times.
+func TestReleaseTakesKeysOutOfTheGauge(t *testing.T) {
+	m := NewMetrics(nil)
+	newEngine := func() *Engine {
+		e, err := New(Config{Definitions: PurchasePropensity()}, nil, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	e := newEngine()
+	for i := range 10 {
+		ev := schemas.Event{EventID: fmt.Sprint("e", i), Type: schemas.PageView, UserID: fmt.Sprint("u", i), SessionID: fmt.Sprint("s", i), TimeMillis: int64(1000 * i)}
+		if err := e.Update(&ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held := testutil.ToFloat64(m.keysGauge[User]) + testutil.ToFloat64(m.keysGauge[Session])
+	if held != 20 {
+		t.Fatalf("keys gauge = %v, want 20 (10 users, 10 sessions)", held)
+	}
+	e.Release()
+	if got := testutil.ToFloat64(m.keysGauge[User]) + testutil.ToFloat64(m.keysGauge[Session]); got != 0 {
+		t.Fatalf("keys gauge after Release = %v, want 0", got)
 	}
 }
