@@ -466,3 +466,16 @@ func TestSessionIDOfAnotherUserIsRejected(t *testing.T) {
 		t.Fatalf("dead letters = %d, want u2's event with field session_id and the owner named", len(dlq))
 	}
 }
+
+// Segment triples are shared up to a bound: a producer sending a new
+// referrer with every session does not grow the table without end.
+func TestInternedSegmentsAreBounded(t *testing.T) {
+	s := newStage(t, true)
+	for i := range maxInterned + 500 {
+		s.raw(schemas.TopicClickstream, fmt.Sprintf(`{"event_id":"r%d","type":"page_view","ts":%q,"user_id":"u1","session_id":"s%d","referrer":"ref-%d"}`,
+			i, t0.Add(time.Duration(i)*time.Millisecond).Format(time.RFC3339Nano), i, i))
+	}
+	if n := len(s.p.parts[0].segments); n != maxInterned {
+		t.Fatalf("%d interned segment triples, want the bound %d", n, maxInterned)
+	}
+}

@@ -206,14 +206,23 @@ func (p *partState) watermark(now time.Time, latenessMs int64, idle time.Duratio
 	return wm - latenessMs
 }
 
+// maxInterned bounds the segment triples a partition shares. Storefronts
+// have few (devices x countries x referrers); a producer sending many
+// distinct referrers would otherwise grow the table without end, since
+// interned triples are never released.
+const maxInterned = 4096
+
 // intern returns the shared copy of a segment triple, cloning its strings
-// (which may point into a record) the first time it is seen.
+// (which may point into a record) the first time it is seen. Beyond
+// maxInterned triples a session gets its own copy, freed with it.
 func (p *partState) intern(seg schemas.Segments) *schemas.Segments {
 	if s, ok := p.segments[seg]; ok {
 		return s
 	}
 	s := &schemas.Segments{Device: strings.Clone(seg.Device), Country: strings.Clone(seg.Country), Referrer: strings.Clone(seg.Referrer)}
-	p.segments[*s] = s
+	if len(p.segments) < maxInterned {
+		p.segments[*s] = s
+	}
 	return s
 }
 
