@@ -3,7 +3,6 @@ package monitors
 import (
 	"bytes"
 	"math/rand/v2"
-	"os"
 	"testing"
 	"time"
 
@@ -138,23 +137,7 @@ func TestShiftResolvesAndBudgetCapsRetrains(t *testing.T) {
 // Every alert the monitor publishes, firing and resolved, is valid against
 // the schema documented for subscribers.
 func TestAlertsMatchTheirJSONSchema(t *testing.T) {
-	b, err := os.ReadFile("../schemas/jsonschema/driftline.alerts.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := jsonschema.NewCompiler()
-	c.AssertFormat()
-	if err := c.AddResource("alerts.json", doc); err != nil {
-		t.Fatal(err)
-	}
-	sch, err := c.Compile("alerts.json")
-	if err != nil {
-		t.Fatal(err)
-	}
+	sch := topicSchema(t, schemas.TopicAlerts)
 	rng := rand.New(rand.NewPCG(13, 14))
 	w := newWatched(t, Config{}, reference(rng, 20000))
 	for i := range 12000 {

@@ -44,9 +44,11 @@ func (c *capture) Publish(topic string, msgs ...*message.Message) error {
 
 func (c *capture) Close() error { return nil }
 
-func reportSchema(t *testing.T) *jsonschema.Schema {
+// topicSchema compiles the JSON Schema documented for subscribers of one of
+// Driftline's topics, e.g. "driftline.reports".
+func topicSchema(t *testing.T, topic string) *jsonschema.Schema {
 	t.Helper()
-	b, err := os.ReadFile("../schemas/jsonschema/driftline.reports.json")
+	b, err := os.ReadFile("../schemas/jsonschema/" + topic + ".json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,10 +58,10 @@ func reportSchema(t *testing.T) *jsonschema.Schema {
 	}
 	c := jsonschema.NewCompiler()
 	c.AssertFormat()
-	if err := c.AddResource("reports.json", doc); err != nil {
+	if err := c.AddResource(topic+".json", doc); err != nil {
 		t.Fatal(err)
 	}
-	sch, err := c.Compile("reports.json")
+	sch, err := c.Compile(topic + ".json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +74,7 @@ func reportSchema(t *testing.T) *jsonschema.Schema {
 // the schema documented for subscribers, keyed by model, deterministic in
 // id, and published in one produce per flush.
 func TestEvaluationsPublishReports(t *testing.T) {
-	sch := reportSchema(t)
+	sch := topicSchema(t, schemas.TopicReports)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	kcfg := consumers.KafkaConfig{Brokers: []string{"unused:9092"}}
 	kcfg.SetDefaults()
