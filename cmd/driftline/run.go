@@ -10,11 +10,23 @@ import (
 
 	"github.com/driftline/driftline/consumers"
 	"github.com/driftline/driftline/internal/app"
-	"github.com/driftline/driftline/monitors"
-	"github.com/driftline/driftline/trainers"
 )
 
 func runCmd(ctx context.Context, args []string, log *slog.Logger) error {
+	cfg, err := runConfig(args)
+	if err != nil {
+		return err
+	}
+	p, err := app.New(cfg, log, nil)
+	if err != nil {
+		return err
+	}
+	return p.Run(ctx)
+}
+
+// runConfig is the process configuration of `driftline run`: the --config
+// file, the flags given and the environment.
+func runConfig(args []string) (app.Config, error) {
 	fs := newFlags("run")
 	brokers := fs.String("brokers", os.Getenv(consumers.EnvKafkaBrokers), "Kafka seed brokers, comma-separated (required; default $"+consumers.EnvKafkaBrokers+"); SASL and TLS come from the DRIFTLINE_KAFKA_* environment, never flags")
 	roles := fs.String("roles", "features,monitor,trainer", "roles to run, comma-separated: features, monitor, trainer, sink")
@@ -38,52 +50,60 @@ func runCmd(ctx context.Context, args []string, log *slog.Logger) error {
 	shadowMargin := fs.Float64("shadow-margin", 0, "trainer: promote the shadow when its AUC >= the champion's minus this")
 	probationLabels := fs.Int("probation-labels", 1000, "trainer: labels a new champion is compared with the previous one on; -1 disables probation")
 	probationMargin := fs.Float64("probation-margin", 0.02, "trainer: roll back when the new champion's AUC is below the previous one's by more than this")
+	configFile := fs.String("config", "", "YAML file of the process configuration: every setting of every role under its docs/operations.md key (features.max_keys, monitor.consecutive, ...); a flag given on the command line overrides the file; secrets belong in the environment")
 	webhook := fs.String("alert-webhook", "", "monitor: POST every alert (firing and resolved) to this Slack-compatible webhook URL, with retry (default $DRIFTLINE_ALERT_WEBHOOK, which keeps a secret URL out of the process list)")
 	if err := parse(fs, args); err != nil {
-		return err
+		return app.Config{}, err
 	}
-	// Secrets from the environment are read after parsing, never used as
-	// flag defaults: the usage text of a mistyped flag would print them.
-	if *chDSN == "" {
-		*chDSN = os.Getenv(consumers.EnvClickHouseDSN)
-	}
-	if *webhook == "" {
-		*webhook = os.Getenv(consumers.EnvAlertWebhook)
-	}
-	rs, err := app.ParseRoles(*roles)
+	file, err := loadRunConfig(*configFile)
 	if err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return app.Config{}, err
 	}
-	cfg := app.Config{
-		Kafka:       consumers.KafkaConfig{Brokers: consumers.ParseBrokers(*brokers), Partitions: int32(*partitions)},
-		Roles:       rs,
-		Provision:   *provision,
-		MetricsAddr: *metrics,
+	// A flag given on the command line wins; a flag not given fills only
+	// what the --config file left out. Secrets from the environment are
+	// read after parsing, never used as flag defaults: the usage text of a
+	// mistyped flag would print them.
+	pick := newFlagOrFile(fs, file)
+	cfg := file.cfg
+	pick.secret(&cfg.Sink.DSN, "clickhouse", "sink.dsn", *chDSN, os.Getenv(consumers.EnvClickHouseDSN))
+	pick.secret(&cfg.Webhook.URL, "alert-webhook", "webhook.url", *webhook, os.Getenv(consumers.EnvAlertWebhook))
+	if pick.use("roles", "roles") {
+		rs, err := app.ParseRoles(*roles)
+		if err != nil {
+			return cfg, fmt.Errorf("%w: %v", errUsage, err)
+		}
+		cfg.Roles = rs
+	} else if _, err := app.ParseRoles(strings.Join(cfg.Roles, ",")); err != nil {
+		return cfg, fmt.Errorf("%w: --config roles: %v", errUsage, err)
 	}
-	cfg.Trainer.MinRows = *minRows
-	cfg.Trainer.WarmUp = *warmUp
-	cfg.Trainer.Backend = *trainerBackend
-	cfg.Trainer.GPU.Command = strings.Fields(*gpuCommand)
-	cfg.Trainer.GPU.Probe = strings.Fields(*gpuProbe)
-	cfg.Trainer.MaxConcurrent = *maxTrainings
-	cfg.Trainer.ClaimTTL = *claimTTL
-	cfg.Trainer.Shadow = trainers.ShadowConfig{Enabled: *shadow, MinLabels: *shadowLabels, Margin: *shadowMargin,
-		ProbationLabels: *probationLabels, ProbationMargin: *probationMargin}
-	cfg.Webhook = monitors.WebhookConfig{URL: *webhook, Resolved: true}
-	cfg.Sink.DSN = *chDSN
-	cfg.Sink.Database = *chDatabase
-	cfg.Features.TransactionalID = *txnID
-	cfg.Features.SessionTimeout = *sessionTimeout
-	cfg.Features.FeaturesFile = *featuresFile
+	set(pick, &cfg.Kafka.Brokers, "brokers", "kafka.brokers", consumers.ParseBrokers(*brokers))
+	set(pick, &cfg.Kafka.Partitions, "partitions", "kafka.partitions", int32(*partitions))
+	set(pick, &cfg.Provision, "provision", "provision", *provision)
+	set(pick, &cfg.MetricsAddr, "metrics-addr", "metrics_addr", *metrics)
+	set(pick, &cfg.Trainer.MinRows, "min-rows", "trainer.min_rows", *minRows)
+	set(pick, &cfg.Trainer.WarmUp, "warm-up", "trainer.warm_up", *warmUp)
+	set(pick, &cfg.Trainer.Backend, "trainer-backend", "trainer.backend", *trainerBackend)
+	set(pick, &cfg.Trainer.GPU.Command, "gpu-command", "trainer.gpu.command", strings.Fields(*gpuCommand))
+	set(pick, &cfg.Trainer.GPU.Probe, "gpu-probe", "trainer.gpu.probe", strings.Fields(*gpuProbe))
+	set(pick, &cfg.Trainer.MaxConcurrent, "max-trainings", "trainer.max_concurrent", *maxTrainings)
+	set(pick, &cfg.Trainer.ClaimTTL, "claim-ttl", "trainer.claim_ttl", *claimTTL)
+	set(pick, &cfg.Trainer.Shadow.Enabled, "shadow", "trainer.shadow.enabled", *shadow)
+	set(pick, &cfg.Trainer.Shadow.MinLabels, "shadow-labels", "trainer.shadow.min_labels", *shadowLabels)
+	set(pick, &cfg.Trainer.Shadow.Margin, "shadow-margin", "trainer.shadow.margin", *shadowMargin)
+	set(pick, &cfg.Trainer.Shadow.ProbationLabels, "probation-labels", "trainer.shadow.probation_labels", *probationLabels)
+	set(pick, &cfg.Trainer.Shadow.ProbationMargin, "probation-margin", "trainer.shadow.probation_margin", *probationMargin)
+	if !file.keys["webhook.resolved"] {
+		cfg.Webhook.Resolved = true
+	}
+	set(pick, &cfg.Sink.Database, "clickhouse-database", "sink.database", *chDatabase)
+	set(pick, &cfg.Features.TransactionalID, "transactional-id", "features.transactional_id", *txnID)
+	set(pick, &cfg.Features.SessionTimeout, "session-timeout", "features.session_timeout", *sessionTimeout)
+	set(pick, &cfg.Features.FeaturesFile, "features-file", "features.features_file", *featuresFile)
 	if len(cfg.Kafka.Brokers) == 0 {
-		return fmt.Errorf("%w: --brokers is required", errUsage)
+		return cfg, fmt.Errorf("%w: --brokers is required", errUsage)
 	}
 	if err := cfg.Kafka.Security.FromEnv(os.Getenv); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return cfg, fmt.Errorf("%w: %v", errUsage, err)
 	}
-	p, err := app.New(cfg, log, nil)
-	if err != nil {
-		return err
-	}
-	return p.Run(ctx)
+	return cfg, nil
 }
