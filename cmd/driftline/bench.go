@@ -41,8 +41,10 @@ encoding/json decode only:   %.0f events/s  -> hot path is %.2fx the baseline
 end to end, embedded broker: %.0f events/s over %d events (%.2fs of it joining the group)
 state per active user:       %.0f bytes at %d users
 event -> prediction:         p50 %.2f ms, p99 %.2f ms over %d cart events at %d events/s
+exactly-once floor:          p50 %.2f ms, p99 %.2f ms (same stream, a transactional copy loop that does no work)
 `, r.HotPathEventsPerSec, r.HotPathNsPerEvent, r.AllocsPerEvent, r.BaselineEventsPerSec, r.HotPathVsBaseline,
 		r.E2EEventsPerSec, r.E2EEvents, r.E2EIncludesGroupJoinSec, r.BytesPerActiveUser, r.ActiveUsers,
-		r.P50EventToPredictionMs, r.P99EventToPredictionMs, r.LatencySamples, r.LiveEventsPerSec)
+		r.P50EventToPredictionMs, r.P99EventToPredictionMs, r.LatencySamples, r.LiveEventsPerSec,
+		r.P50FloorMs, r.P99FloorMs)
 	return nil
 }

@@ -77,14 +77,19 @@ type Report struct {
 	BaselineEventsPerSec float64 `json:"baseline_encoding_json_events_per_sec"`
 	// HotPathVsBaseline is hot path throughput over the baseline's: the
 	// whole stage against decoding alone with encoding/json.
-	HotPathVsBaseline       float64 `json:"hot_path_vs_baseline"`
-	E2EEventsPerSec         float64 `json:"e2e_events_per_sec"`
-	E2EEvents               int     `json:"e2e_events"`
-	BytesPerActiveUser      float64 `json:"bytes_per_active_user"`
-	ActiveUsers             int     `json:"active_users"`
-	P50EventToPredictionMs  float64 `json:"p50_event_to_prediction_ms"`
-	P99EventToPredictionMs  float64 `json:"p99_event_to_prediction_ms"`
-	LatencySamples          int     `json:"latency_samples"`
+	HotPathVsBaseline      float64 `json:"hot_path_vs_baseline"`
+	E2EEventsPerSec        float64 `json:"e2e_events_per_sec"`
+	E2EEvents              int     `json:"e2e_events"`
+	BytesPerActiveUser     float64 `json:"bytes_per_active_user"`
+	ActiveUsers            int     `json:"active_users"`
+	P50EventToPredictionMs float64 `json:"p50_event_to_prediction_ms"`
+	P99EventToPredictionMs float64 `json:"p99_event_to_prediction_ms"`
+	LatencySamples         int     `json:"latency_samples"`
+	// P50FloorMs and P99FloorMs: the same live stream through an
+	// exactly-once loop that does no work (floor.go), right after the
+	// stage's run on the same broker: what Kafka transactions cost here.
+	P50FloorMs              float64 `json:"p50_exactly_once_floor_ms"`
+	P99FloorMs              float64 `json:"p99_exactly_once_floor_ms"`
 	LiveEventsPerSec        int     `json:"live_events_per_sec"`
 	Cores                   int     `json:"cores"`
 	HotPathCores            int     `json:"hot_path_cores"`
@@ -355,7 +360,20 @@ func endToEnd(ctx context.Context, cfg Config, r *Report) error {
 		r.P99EventToPredictionMs = round2(lat[min(len(lat)-1, int(math.Ceil(0.99*float64(len(lat))))-1)])
 	}
 	stop()
-	return <-done
+	if err := <-done; err != nil {
+		return err
+	}
+
+	floor, err := floorLatency(ctx, cfg, kcfg, prodCl, sim)
+	if err != nil {
+		return fmt.Errorf("exactly-once floor: %w", err)
+	}
+	slices.Sort(floor)
+	if len(floor) > 0 {
+		r.P50FloorMs = round2(floor[len(floor)/2])
+		r.P99FloorMs = round2(floor[min(len(floor)-1, int(math.Ceil(0.99*float64(len(floor))))-1)])
+	}
+	return nil
 }
 
 // liveLatency produces at a steady rate and measures, for every cart event,

@@ -25,4 +25,7 @@ func TestBenchReportsEveryFigure(t *testing.T) {
 	if r.LatencySamples < 50 || r.P99EventToPredictionMs < r.P50EventToPredictionMs || r.P50EventToPredictionMs <= 0 {
 		t.Errorf("latency figures inconsistent: %+v", r)
 	}
+	if r.P50FloorMs <= 0 || r.P99FloorMs < r.P50FloorMs {
+		t.Errorf("exactly-once floor inconsistent: %+v", r)
+	}
 }
