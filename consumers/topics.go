@@ -20,6 +20,7 @@ type Topics struct {
 	Features     string `yaml:"features"`
 	Predictions  string `yaml:"predictions"`
 	Labels       string `yaml:"labels"`
+	Windows      string `yaml:"windows"`
 	Alerts       string `yaml:"alerts"`
 	Reports      string `yaml:"reports"`
 	Retrain      string `yaml:"retrain"`
@@ -36,6 +37,7 @@ func DefaultTopics() Topics {
 		Features:     schemas.TopicFeatures,
 		Predictions:  schemas.TopicPredictions,
 		Labels:       schemas.TopicLabels,
+		Windows:      schemas.TopicWindows,
 		Alerts:       schemas.TopicAlerts,
 		Reports:      schemas.TopicReports,
 		Retrain:      schemas.TopicRetrain,
@@ -69,7 +71,7 @@ func (t Topics) RetrainPoison() string { return t.Retrain + ".poison" }
 func (t Topics) Validate() error {
 	for name, v := range map[string]string{
 		"clickstream": t.Clickstream, "cart": t.Cart, "transactions": t.Transactions,
-		"features": t.Features, "predictions": t.Predictions, "labels": t.Labels,
+		"features": t.Features, "predictions": t.Predictions, "labels": t.Labels, "windows": t.Windows,
 		"alerts": t.Alerts, "reports": t.Reports, "retrain": t.Retrain, "models": t.Models, "dlq": t.DLQ,
 	} {
 		if v == "" {
@@ -99,7 +101,7 @@ func (t Topics) Specs(partitions int32) []TopicSpec {
 	data := func(name string) TopicSpec { return TopicSpec{Name: name, Partitions: partitions} }
 	return []TopicSpec{
 		data(t.Clickstream), data(t.Cart), data(t.Transactions),
-		data(t.Features), data(t.Predictions), data(t.Labels), data(t.DLQ),
+		data(t.Features), data(t.Predictions), data(t.Labels), data(t.Windows), data(t.DLQ),
 		one(t.Alerts), one(t.Reports), one(t.Retrain), one(t.RetrainPoison()),
 		{Name: t.Models, Partitions: 1, Configs: map[string]*string{"cleanup.policy": &compact}},
 		ChangelogSpec(DefaultFeaturesGroup, partitions),

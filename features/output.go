@@ -6,10 +6,12 @@ import (
 
 	"github.com/segmentio/encoding/json"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/driftline/driftline/schemas"
 )
 
 // outputWriter holds a batch's output records (features, predictions,
-// labels) and their bytes: keys and JSON values share one buffer and the
+// labels, window results) and their bytes: keys and JSON values share one buffer and the
 // records one array, both reused once the batch's transaction has ended
 // (reset), so emitting allocates nothing in steady state. The records stay
 // in place until then because the producer reads them until they are
@@ -27,6 +29,21 @@ const jsonFlags = json.EscapeHTML | json.SortMapKeys
 func (w *outputWriter) json(topic, key string, ts time.Time, v any) error {
 	start := len(w.buf)
 	w.buf = append(w.buf, key...)
+	return w.value(topic, start, ts, v)
+}
+
+// window appends a driftline.windows record: its key is the window's
+// identity (schemas.AppendWindowKey), written straight into the buffer, its
+// value r as JSON, its timestamp the window's end.
+func (w *outputWriter) window(topic string, r *schemas.WindowResult) error {
+	start := len(w.buf)
+	w.buf = schemas.AppendWindowKey(w.buf, r)
+	return w.value(topic, start, r.Window.To, r)
+}
+
+// value finishes a record whose key is w.buf[start:]: it appends v as JSON
+// and the record.
+func (w *outputWriter) value(topic string, start int, ts time.Time, v any) error {
 	ks := len(w.buf)
 	b, err := json.Append(w.buf, v, jsonFlags)
 	if err != nil {

@@ -238,7 +238,8 @@ type Processor struct {
 	winM                 *window.Metrics // shared by the engines
 	idx                  []int           // spec feature i -> definition index
 	out                  []*kgo.Record
-	outw                 outputWriter // the batch's output records and their bytes
+	outw                 outputWriter    // the batch's output records and their bytes
+	win                  windowPublisher // closed windows -> driftline.windows (windows.go)
 	vecRec               schemas.FeatureVector
 	predRec              schemas.Prediction
 	labelRec             schemas.Label
@@ -292,6 +293,7 @@ func New(cfg Config, kafka consumers.KafkaConfig, feed *consumers.ModelFeed, log
 		return nil, fmt.Errorf("cannot create window engine: %w", err)
 	}
 	p.winM = window.NewMetrics(reg)
+	p.win = newWindowPublisher(kafka.Topics.Windows, defs, cfg.Spec.Name)
 	p.vals = make([]float64, defs.Len())
 	p.log.Debug("feature definitions loaded", "name", defs.Name, "features", defs.Len(), "file", cfg.FeaturesFile, "engine", eng.String())
 	p.changelog.topic = consumers.ChangelogTopic(cfg.Group)
@@ -551,6 +553,7 @@ func (p *Processor) restoreMissing(ctx context.Context, parts map[int32]bool, re
 		if err != nil && firstErr == nil {
 			firstErr = err
 		}
+		p.watchWindows(part, ps) // after the restore: it must not publish
 		p.parts[part] = ps
 		ks := ps.eng.Stats().Keys
 		keys += len(ps.sessions) + len(ps.queue) + ks[window.User] + ks[window.Session]
@@ -753,9 +756,12 @@ func (p *Processor) handle(r *kgo.Record) {
 	ps := p.parts[r.Partition]
 	if ps == nil {
 		ps = newPartState(now, p.engine())
+		p.watchWindows(r.Partition, ps)
 		p.parts[r.Partition] = ps
 	}
-	ps.eng.Advance(ps.watermark(now, p.cfg.AllowedLateness.Milliseconds(), p.cfg.IdleTimeout))
+	// The watermark as it is with this event read (windows.go): windows it
+	// closes close before the event lands in its ring.
+	ps.eng.Advance(ps.watermarkWith(ti, e.TimeMillis, now, p.cfg.AllowedLateness.Milliseconds(), p.cfg.IdleTimeout))
 	if s := ps.sessions[e.SessionID]; s != nil && s.userID != e.UserID {
 		// Session state is keyed by session_id: merging another user's
 		// events into it would mix two users' features and labels.

@@ -89,6 +89,7 @@ func TestClickHouseDDLMatchesTheRecordTypes(t *testing.T) {
 		{"features", reflect.TypeFor[FeatureVector](), kafka},
 		{"predictions", reflect.TypeFor[Prediction](), kafka},
 		{"labels", reflect.TypeFor[Label](), kafka},
+		{"windows", reflect.TypeFor[WindowResult](), kafka},
 		{"alerts", reflect.TypeFor[Alert](), nil},
 		{"reports", reflect.TypeFor[Report](), nil},
 		{"retrain_requests", reflect.TypeFor[RetrainRequest](), nil},
@@ -252,6 +253,7 @@ func TestClickHouseTablesHoldTheControlTopicSchemas(t *testing.T) {
 	}
 	check("alerts", read(TopicAlerts).Properties)
 	check("reports", read(TopicReports).Properties)
+	check("windows", read(TopicWindows).Properties)
 	models := read(TopicModels)
 	check("model_versions", models.Defs["version"].Properties, "metrics")
 	check("model_aliases", models.Defs["alias"].Properties)

@@ -60,6 +60,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 }
 
 var allTables = []string{
-	TableEvents, TableFeatures, TablePredictions, TableLabels, TableAlerts, TableReports,
+	TableEvents, TableFeatures, TablePredictions, TableLabels, TableWindows, TableAlerts, TableReports,
 	TableRetrainRequests, TableModelVersions, TableModelAliases, TableDeadLetters,
 }

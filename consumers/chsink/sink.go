@@ -64,6 +64,7 @@ type batch struct {
 	feats   *featureRows
 	preds   *predictionRows
 	labels  *labelRows
+	windows *windowRows
 	alerts  *alertRows
 	reports *reportRows
 	retrain *retrainRows
@@ -78,12 +79,12 @@ type batch struct {
 
 func newBatch() *batch {
 	b := &batch{
-		events: newEventRows(), feats: newFeatureRows(), preds: newPredictionRows(), labels: newLabelRows(),
+		events: newEventRows(), feats: newFeatureRows(), preds: newPredictionRows(), labels: newLabelRows(), windows: newWindowRows(),
 		alerts: newAlertRows(), reports: newReportRows(), retrain: newRetrainRows(), vers: newVersionRows(), aliases: newAliasRows(),
 		dlq: newDeadLetterRows(),
 	}
 	b.tables = []*table{
-		b.events.table, b.feats.table, b.preds.table, b.labels.table, b.alerts.table, b.reports.table,
+		b.events.table, b.feats.table, b.preds.table, b.labels.table, b.windows.table, b.alerts.table, b.reports.table,
 		b.retrain.table, b.vers.table, b.aliases.table, b.dlq.table,
 	}
 	return b
@@ -151,7 +152,7 @@ func sameColumns(t *table, ddl []schemas.ClickHouseColumn) error {
 // Topics are the topics the sink reads.
 func (s *Sink) Topics() []string {
 	t := s.kafka.Topics
-	return []string{t.Clickstream, t.Cart, t.Transactions, t.Features, t.Predictions, t.Labels,
+	return []string{t.Clickstream, t.Cart, t.Transactions, t.Features, t.Predictions, t.Labels, t.Windows,
 		t.Alerts, t.Reports, t.Retrain, t.Models, t.DLQ}
 }
 
@@ -355,6 +356,11 @@ func (s *Sink) add(r *kgo.Record, now time.Time) {
 		var v schemas.Label
 		if err = decode(r.Value, &v); err == nil {
 			s.b.labels.add(&v, r, now)
+		}
+	case t.Windows:
+		var v schemas.WindowResult
+		if err = decode(r.Value, &v); err == nil {
+			s.b.windows.add(&v, r, now)
 		}
 	case t.Alerts:
 		var v schemas.Alert

@@ -94,11 +94,14 @@ func (f *fixture) derived(t testing.TB) []*kgo.Record {
 	seg := schemas.Segments{Device: "mobile", Country: "DE", Referrer: "social"}
 	at := f.t0.Add(time.Minute)
 	pValue := 0.001
+	win := schemas.WindowResult{Definitions: "d", Model: "m", Feature: "s_cart_sum_session", Aggregation: "sum", Kind: schemas.WindowSession,
+		Entity: "session", Key: "s1", Window: schemas.Window{From: f.t0, To: at}, Value: 61.5, Events: 3, Watermark: at.Add(time.Second), InputPartition: 2}
 	bad := &kgo.Record{Topic: tp.Cart, Key: []byte("u1"), Value: []byte(`{"event_id":"bad","type":"add_to_cart","price":-3}`)}
 	return []*kgo.Record{
 		f.json(t, tp.Features, "u1", schemas.FeatureVector{Model: "m", EventID: "e1", EventType: schemas.AddToCart, EventTime: at, UserID: "u1", SessionID: "s1", Segments: seg, Values: []float64{1, 2.5}}),
 		f.json(t, tp.Predictions, "u1", schemas.Prediction{Model: "m", Version: 2, Score: 0.7, EventID: "e1", EventType: schemas.AddToCart, EventTime: at, UserID: "u1", SessionID: "s1", Segments: seg, ScoredAt: time.Now()}),
 		f.json(t, tp.Labels, "u1", schemas.Label{Model: "m", Version: 2, Score: 0.7, EventID: "e1", EventTime: at, UserID: "u1", SessionID: "s1", Segments: seg, Values: []float64{1, 2.5}, Label: 1, Reason: schemas.LabelReasonPurchase, LabelTime: at.Add(5 * time.Minute)}),
+		f.json(t, tp.Windows, string(schemas.AppendWindowKey(nil, &win)), win),
 		f.json(t, tp.Alerts, "m", schemas.Alert{ID: "a1", Kind: schemas.AlertDrift, Severity: "warning", Model: "m", Version: 2, Feature: "x", Statistic: "psi", Value: 0.3, Threshold: 0.2, Window: schemas.Window{From: f.t0, To: at}, Samples: 2000, EventTime: at, FiredAt: time.Now(), Evidence: map[string]float64{"p_value": 0.01, "ks": 0.2}}),
 		f.json(t, tp.Reports, "m", schemas.Report{ID: "m/v2/drift/x/ks/r1", Kind: schemas.AlertDrift, Model: "m", Version: 2, Feature: "x", Statistic: "ks", Method: "ks", Value: 0.21, PValue: &pValue, Threshold: 0.025, Comparison: "<", Breached: true, Window: schemas.Window{From: f.t0, To: at}, Samples: 2000, ReferenceRows: 800, EventTime: at, ReportedAt: time.Now()}),
 		f.json(t, tp.Reports, "m", schemas.Report{ID: "m/v2/accuracy/device=mobile/log_loss/r1", Kind: schemas.AlertAccuracy, Model: "m", Version: 2, Segment: "device=mobile", Statistic: "log_loss", Method: "roc_auc", Value: 0.52, Window: schemas.Window{From: f.t0, To: at}, Samples: 1000, EventTime: at, ReportedAt: time.Now()}),
@@ -189,7 +192,7 @@ func TestRowsLandInEveryTableAndRedeliveryCollapses(t *testing.T) {
 	cfg := Config{DSN: dsn, Database: db, BatchRows: 1000, BatchInterval: 200 * time.Millisecond}
 	s, stop := runSink(t, cfg, f.kafka, reg)
 	want := map[string]uint64{
-		TableEvents: n, TableFeatures: 1, TablePredictions: 1, TableLabels: 1, TableAlerts: 1, TableReports: 2,
+		TableEvents: n, TableFeatures: 1, TablePredictions: 1, TableLabels: 1, TableWindows: 1, TableAlerts: 1, TableReports: 2,
 		TableRetrainRequests: 1, TableModelVersions: 1, TableModelAliases: 1,
 		// the dead letter produced by the test, and the one the sink
 		// wrote for the undecodable prediction
@@ -262,6 +265,18 @@ func TestRowsLandInEveryTableAndRedeliveryCollapses(t *testing.T) {
 	row("SELECT p_value, value, breached FROM "+db+".reports WHERE segment = 'device=mobile'", &pv, &value, &breached)
 	if !math.IsNaN(pv) || value != 0.52 || breached != 0 {
 		t.Errorf("log loss report: p %v (want nan: none), value %v, breached %d", pv, value, breached)
+	}
+	var (
+		winKey, winKind    string
+		winEvents, winPart uint32
+		winFromMs, winWmMs uint64
+		winValue           float64
+	)
+	row("SELECT `key`, kind, events, input_partition, window_from_ms, watermark_ms, value FROM "+db+".windows WHERE feature = 's_cart_sum_session'",
+		&winKey, &winKind, &winEvents, &winPart, &winFromMs, &winWmMs, &winValue)
+	if winKey != "s1" || winKind != schemas.WindowSession || winEvents != 3 || winPart != 2 || winFromMs != uint64(f.t0.UnixMilli()) ||
+		winWmMs != uint64(f.t0.Add(time.Minute+time.Second).UnixMilli()) || winValue != 61.5 {
+		t.Errorf("window row = %q %q %d %d %d %d %v", winKey, winKind, winEvents, winPart, winFromMs, winWmMs, winValue)
 	}
 	row("SELECT reason, source_offset FROM "+db+".dead_letters WHERE source_topic = '"+f.kafka.Topics.Cart+"'", &reason, &sourceOff)
 	if reason != "price: must be >= 0, got -3" || sourceOff != 17 {

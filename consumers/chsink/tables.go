@@ -18,6 +18,7 @@ const (
 	TableFeatures        = "features"
 	TablePredictions     = "predictions"
 	TableLabels          = "labels"
+	TableWindows         = "windows"
 	TableAlerts          = "alerts"
 	TableReports         = "reports"
 	TableRetrainRequests = "retrain_requests"
@@ -239,6 +240,46 @@ func (r *labelRows) add(l *schemas.Label, rec *kgo.Record, now time.Time) {
 	r.label.add(uint8(min(max(l.Label, 0), 1)))
 	r.reason.add(l.Reason)
 	r.labelTime.add(l.LabelTime)
+	r.kafka.add(rec)
+	r.added(now)
+}
+
+type windowRows struct {
+	*table
+	definitions, model, feature, aggregation, kind, entity, key *col[string]
+	windowFrom, windowTo, watermark                             *timeCol
+	value                                                       *col[float64]
+	events, inputPartition                                      *col[uint32]
+	kafka                                                       kafkaCols
+}
+
+func newWindowRows() *windowRows {
+	t := &table{name: TableWindows}
+	r := &windowRows{table: t}
+	r.definitions, r.model, r.feature = t.str("definitions"), t.str("model"), t.str("feature")
+	r.aggregation, r.kind, r.entity, r.key = t.str("aggregation"), t.str("kind"), t.str("entity"), t.str("key")
+	r.windowFrom, r.windowTo = t.time("window_from"), t.time("window_to")
+	r.value, r.events = t.f64("value"), t.u32("events")
+	r.watermark = t.time("watermark")
+	r.inputPartition = t.u32("input_partition")
+	r.kafka = t.kafka()
+	return r
+}
+
+func (r *windowRows) add(w *schemas.WindowResult, rec *kgo.Record, now time.Time) {
+	r.definitions.add(w.Definitions)
+	r.model.add(w.Model)
+	r.feature.add(w.Feature)
+	r.aggregation.add(w.Aggregation)
+	r.kind.add(w.Kind)
+	r.entity.add(w.Entity)
+	r.key.add(w.Key)
+	r.windowFrom.add(w.Window.From)
+	r.windowTo.add(w.Window.To)
+	r.value.add(finite(w.Value))
+	r.events.add(count(w.Events))
+	r.watermark.add(w.Watermark)
+	r.inputPartition.add(count(w.InputPartition))
 	r.kafka.add(rec)
 	r.added(now)
 }
