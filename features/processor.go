@@ -389,17 +389,23 @@ func (p *Processor) Run(ctx context.Context) error {
 	p.log.Info("feature stage running exactly-once", "group", p.cfg.Group, "transactional_id", p.cfg.TransactionalID, "changelog", p.changelog.topic)
 	touched := map[int32]bool{}
 	for {
-		fetches := sess.PollRecords(ctx, p.cfg.MaxBatchRecords)
+		pctx, cancel := ctx, context.CancelFunc(func() {})
+		if p.anyPaused() {
+			pctx, cancel = context.WithTimeout(ctx, alignStale)
+		}
+		fetches := sess.PollRecords(pctx, p.cfg.MaxBatchRecords)
+		cancel()
 		if fetches.IsClientClosed() {
 			return nil
 		}
 		fetches.EachError(func(t string, part int32, err error) {
-			if !errors.Is(err, context.Canceled) {
+			if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 				p.log.Warn("fetch failed", "topic", t, "partition", part, "err", err)
 			}
 		})
 		done := ctx.Err() != nil
 		if fetches.NumRecords() == 0 {
+			p.align(sess.Client(), fetches) // a paused input whose laggard went quiet resumes
 			sess.AllowRebalance()
 			if done {
 				return nil
@@ -637,6 +643,18 @@ func (p *Processor) drop(part int32) {
 	}
 }
 
+// anyPaused reports whether align paused an input.
+func (p *Processor) anyPaused() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.paused) > 0
+}
+
+// alignStale is how long a lagging input's backlog holds others paused
+// without delivering a record; while any input is paused, polls wait at
+// most this long, so align runs again even when nothing arrives.
+const alignStale = time.Second
+
 // align pauses fetching the input topic-partitions whose newest event time
 // runs more than MaxInputSkew ahead of another input of the same partition
 // that has unread records (and is not paused itself), and resumes them once
@@ -660,13 +678,20 @@ func (p *Processor) align(cl *kgo.Client, fetches kgo.Fetches) {
 	})
 	skew := p.cfg.MaxInputSkew.Milliseconds()
 	topics := p.kafka.Topics.Inputs()
+	now := p.now()
 	var pause, resume map[string][]int32
 	for part, ps := range p.parts {
 		for ti := range numInputs {
 			ahead := false
 			for tj := range numInputs {
 				lag := &ps.clocks[tj]
+				// A backlog that delivered nothing for alignStale is not
+				// one: behind the last record of a transactional producer
+				// sits its commit marker, which read_committed fetches
+				// never return as a record, so the high watermark stays
+				// one past the last record read.
 				if tj != ti && ps.backlog[tj] && lag.maxTS > 0 && !p.paused[inputPartition{tj, part}] &&
+					now.Sub(lag.lastRead) < alignStale &&
 					ps.clocks[ti].maxTS-lag.maxTS > skew {
 					ahead = true
 				}

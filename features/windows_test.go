@@ -221,9 +221,6 @@ func TestWindowResultsArePublishedExactlyOnce(t *testing.T) {
 	feed := consumers.NewModelFeed(kcfg, log)
 	cfg := goldenConfig()
 	cfg.TransactionalID, cfg.SessionTimeout, cfg.MaxBatchRecords = "windows-test", 6*time.Second, 1000
-	// Alignment reads the transaction markers of the producer below as a
-	// backlog and would pause the input of the final far-future event.
-	cfg.MaxInputSkew = -1
 	p, err := New(cfg, kcfg, feed, log, reg)
 	if err != nil {
 		t.Fatal(err)
