@@ -99,6 +99,14 @@ func (b *labelBuffer) countCompleteSince(from time.Time) int {
 	return c
 }
 
+// completeEnd is where the complete window ends: the event time up to
+// which every partition's outcomes are known.
+func (b *labelBuffer) completeEnd() time.Time {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.complete
+}
+
 func (b *labelBuffer) inWindow(l schemas.Label, from time.Time) bool {
 	return !l.EventTime.Before(from) && !l.EventTime.After(b.complete)
 }

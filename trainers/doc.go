@@ -9,8 +9,14 @@
 //     once; bootstrap of v1 on cold start.
 //   - Training sets: a buffer replayed from the labels topic (the served
 //     vectors, point-in-time correct), LabelReplay (the labels topic by
-//     timestamp) behind the TrainingSource interface, and the dataset
-//     Fingerprint recorded on every version.
+//     timestamp) and ClickHouseSource (the sink's labels table, FINAL, in
+//     the same order, so the same fingerprint) behind the TrainingSource
+//     interface, and the dataset Fingerprint, with its source, recorded on
+//     every version. With ClickHouse configured the worker trains on its
+//     rows once they include every row the replay has for the window, and
+//     falls back to the replay, with a warning, when ClickHouse is down or
+//     still lags after ClickHouseConfig.Wait: the loop never waits on the
+//     analytics store.
 //   - Backends: CPU (internal/logreg) and Command, the file-in, file-out
 //     trainer contract that trainers/gpu/train.py (PyTorch) and
 //     `driftline train --contract` implement; the "gpu" backend is used
@@ -19,8 +25,13 @@
 //     champion, promotion on realised accuracy, and probation with
 //     automatic rollback.
 //   - Registry: the writer of driftline.models. Every alias move has its own
-//     key (<model>@<alias>#<seq>), so the compacted topic keeps the whole
-//     alias history and a rollback is one record. Every decision is an
+//     key (<model>@<alias>#<seq>~<writer>), so the compacted topic keeps the
+//     whole alias history and a rollback is one record. The writer id makes
+//     the key unique even when two writers (replicas, the CLI) propose the
+//     same seq at once; history order is the log's (one partition), so
+//     every reader agrees on it. Chosen over routing every move through the
+//     lease holder (the CLI would need a live trainer) and over
+//     detect-and-republish (compaction can run before the republish). Every decision is an
 //     alias move (or, for a gate that rejected, the version record) with
 //     its evidence. See docs/trainers.md.
 //
@@ -31,8 +42,6 @@
 // replica holding the decision lease (a consumer group on the one-partition
 // registry topic) scores and decides. A promotion also moves the retired
 // alias and a gate the challenger alias.
-//
-// Not yet: ClickHouse training sets (the interface exists).
 //
 // The package must not import features or monitors: it reads their records
 // from topics.

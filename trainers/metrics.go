@@ -10,6 +10,11 @@ type metrics struct {
 	duplicates   prometheus.Counter
 	trainSeconds prometheus.Histogram
 	running      prometheus.Gauge
+	// datasets counts training sets by source; dataFallbacks those taken
+	// from the replay because ClickHouse was configured but down or
+	// lagging.
+	datasetsCH, datasetsReplay prometheus.Counter
+	dataFallbacks              prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -37,6 +42,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.running = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "driftline_trainer_trainings_running", Help: "Trainings running now (at most max_concurrent per worker).",
 	})
-	reg.MustRegister(m.buffered, m.versions, m.promotions, m.gateRejected, m.duplicates, m.trainSeconds, m.running)
+	datasets := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "driftline_trainer_datasets_total", Help: "Training sets built, by source (clickhouse, labels-topic).",
+	}, []string{"source"})
+	m.datasetsCH, m.datasetsReplay = datasets.WithLabelValues(SourceClickHouse), datasets.WithLabelValues(SourceLabelsTopic)
+	m.dataFallbacks = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "driftline_trainer_dataset_fallbacks_total", Help: "Training sets replayed from the labels topic because ClickHouse was configured but down or lagging.",
+	})
+	reg.MustRegister(datasets, m.dataFallbacks, m.buffered, m.versions, m.promotions, m.gateRejected, m.duplicates, m.trainSeconds, m.running)
 	return m
 }

@@ -1,8 +1,11 @@
 package trainers
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -18,21 +21,25 @@ var ErrNoRollback = errors.New("no previous champion to roll back to")
 
 // Registry writes the registry topic: version records under
 // "<model>/v<N>", and every alias move under its own key
-// "<model>@<alias>#<seq>" (schemas.AliasMoveKey), so the compacted topic
-// keeps the whole history of every alias and a rollback is one record. It
-// reads the registry through a ModelFeed, which must be running.
+// "<model>@<alias>#<seq>~<writer>" (schemas.AliasMoveKey plus the writer's
+// id), so the compacted topic keeps the whole history of every alias and a
+// rollback is one record. It reads the registry through a ModelFeed, which
+// must be running.
 //
-// Sequence numbers come from the feed plus what this Registry wrote; two
-// writers moving the same alias at the same moment could pick the same seq
-// (compaction would then keep only the later record of the two). Trainer
-// replicas avoid that: the decisions after a gate are taken by the one
-// Shadow component that holds the decision lease; the worker that trained
-// a version writes only its challenger move and the move that follows its
-// gate (see docs/trainers.md for the remaining window).
+// Seq is the writer's proposal (one more than the highest it has read or
+// written); two writers moving the same alias at the same moment (a gate
+// promotion and a probation rollback on two replicas, an operator's
+// `driftline models promote`) can both propose the same seq. The writer id
+// (random per Registry) in the key keeps their records apart, so
+// compaction never drops one of them; the order of the history, and so the
+// alias's current version, is the registry topic's log order (one
+// partition: every reader reads the same order), never the seq. Readers
+// must therefore not treat Seq as unique.
 type Registry struct {
-	feed  *consumers.ModelFeed
-	pub   message.Publisher
-	topic string
+	feed   *consumers.ModelFeed
+	pub    message.Publisher
+	topic  string
+	writer string // unique per Registry: the suffix of its alias move keys
 
 	mu           sync.Mutex
 	lastSeq      map[string]int  // "<model>@<alias>" -> highest seq written here
@@ -43,7 +50,26 @@ type Registry struct {
 
 // NewRegistry returns a registry writer on topic.
 func NewRegistry(feed *consumers.ModelFeed, pub message.Publisher, topic string) *Registry {
-	return &Registry{feed: feed, pub: pub, topic: topic, lastSeq: map[string]int{}, published: map[string]bool{}, lastReserved: map[string]int{}}
+	return &Registry{feed: feed, pub: pub, topic: topic, writer: newWriterID(), lastSeq: map[string]int{}, published: map[string]bool{}, lastReserved: map[string]int{}}
+}
+
+// newWriterID returns 12 random hex digits: two writers picking the same id
+// (and the same seq of the same alias) is a 1 in 2^48 chance.
+func newWriterID() string {
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		// crypto/rand does not fail on the platforms Go supports; keep
+		// the writer distinct by time if it ever does.
+		return strconv.FormatInt(time.Now().UnixNano(), 36)
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// aliasMoveKey is the registry key of a move this registry writes: the
+// seq-th move of the alias as schemas.AliasMoveKey names it, plus the
+// writer id, so two writers proposing the same seq write two keys.
+func (r *Registry) aliasMoveKey(model, alias string, seq int) string {
+	return schemas.AliasMoveKey(model, alias, seq) + "~" + r.writer
 }
 
 // Feed is the feed the registry reads.
@@ -113,7 +139,7 @@ func (r *Registry) moveAlias(model, alias string, version int, decision, reason 
 		Seq: seq, Decision: decision, Evidence: evidence,
 	}
 	rec := schemas.RegistryRecord{Kind: schemas.RegistryAlias, Alias: &move}
-	if err := publishJSON(r.pub, r.topic, schemas.AliasMoveKey(model, alias, seq), rec); err != nil {
+	if err := publishJSON(r.pub, r.topic, r.aliasMoveKey(model, alias, seq), rec); err != nil {
 		return schemas.AliasMove{}, fmt.Errorf("cannot move %s of %s to v%d: %w", alias, model, version, err)
 	}
 	return move, nil

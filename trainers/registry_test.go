@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -153,7 +154,8 @@ func TestRegistryKeepsAliasHistoryAndRollsBackInOneRecord(t *testing.T) {
 		t.Fatalf("registry keys %v, want %v", keys, want)
 	}
 	for i := range want {
-		if keys[i] != want[i] {
+		// Alias move keys end in "~<writer id>" (one writer here).
+		if k, _, _ := strings.Cut(keys[i], "~"); k != want[i] {
 			t.Errorf("registry key %d = %q, want %q", i, keys[i], want[i])
 		}
 	}
@@ -187,5 +189,66 @@ func TestShadowAliasClearsWithVersionZero(t *testing.T) {
 	checkfor.Until(t, 10*time.Second, "the shadow cleared", func() bool { return e.feed.Alias("m", schemas.AliasShadow) == nil })
 	if h := e.feed.AliasHistory("m", schemas.AliasShadow); len(h) != 2 || h[1].Previous != 1 || h[1].Seq != 2 {
 		t.Errorf("shadow history = %+v", h)
+	}
+}
+
+// TestRacingWritersKeepEveryAliasMove races two Registry writers on one
+// alias: the second reads the registry through a feed that has not yet
+// seen the first's move (a second replica, or `driftline models promote`,
+// at the same instant), so both propose the same seq. After compaction
+// every move must still be there, and a fresh reader must agree with the
+// live one on the current champion and the history's order.
+func TestRacingWritersKeepEveryAliasMove(t *testing.T) {
+	e := newKafkaEnv(t)
+	a := NewRegistry(e.feed, e.pub, e.kcfg.Topics.Models)
+	stale := consumers.NewModelFeed(e.kcfg, e.log) // never run: reads nothing
+	b := NewRegistry(stale, e.pub, e.kcfg.Topics.Models)
+	for v := 1; v <= 2; v++ {
+		if err := a.PublishVersion(&schemas.ModelVersion{Model: "m", Version: v}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.PublishVersion(&schemas.ModelVersion{Model: "m", Version: 2}); err != nil {
+		t.Fatal(err)
+	}
+	checkfor.Until(t, 10*time.Second, "two versions", func() bool { return e.feed.LatestVersion("m") == 2 })
+	ma, err := a.MoveAlias("m", schemas.AliasChampion, 1, schemas.DecisionGated, "gate", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, err := b.MoveAlias("m", schemas.AliasChampion, 2, schemas.DecisionPromoted, "operator", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ma.Seq != mb.Seq {
+		t.Fatalf("the writers did not race: seqs %d and %d", ma.Seq, mb.Seq)
+	}
+	checkfor.Until(t, 10*time.Second, "both moves read", func() bool { return len(e.feed.AliasHistory("m", schemas.AliasChampion)) == 2 })
+	live := e.feed.AliasHistory("m", schemas.AliasChampion)
+	if live[0].Version != 1 || live[1].Version != 2 || e.feed.Champion("m").Version != 2 {
+		t.Fatalf("live history %+v, champion %+v: want v1 then v2 in log order", live, e.feed.Champion("m"))
+	}
+
+	// Compaction leaves the last batch alone: write one more record so the
+	// two moves are in the part it cleans.
+	if err := a.PublishVersion(&schemas.ModelVersion{Model: "m", Version: 3}); err != nil {
+		t.Fatal(err)
+	}
+	checkfor.Until(t, 10*time.Second, "v3", func() bool { return e.feed.LatestVersion("m") == 3 })
+	e.cluster.Compact()
+	fresh := consumers.NewModelFeed(e.kcfg, e.log)
+	go func() { _ = fresh.Run(e.ctx) }()
+	<-fresh.Ready()
+	h := fresh.AliasHistory("m", schemas.AliasChampion)
+	if len(h) != len(live) {
+		t.Fatalf("after compaction a fresh reader has %d champion moves, want %d: %+v", len(h), len(live), h)
+	}
+	for i := range h {
+		if h[i].Version != live[i].Version || h[i].Decision != live[i].Decision {
+			t.Errorf("fresh reader's move %d = v%d (%s), live reader's = v%d (%s)", i, h[i].Version, h[i].Decision, live[i].Version, live[i].Decision)
+		}
+	}
+	if c := fresh.Champion("m"); c == nil || c.Version != e.feed.Champion("m").Version {
+		t.Errorf("fresh reader's champion = %+v, live reader's = v%d", c, e.feed.Champion("m").Version)
 	}
 }

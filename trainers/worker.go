@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -69,6 +70,14 @@ type Config struct {
 	// until then, and train it themselves after (the claimant died).
 	// Longer than the longest training. Default 15m.
 	ClaimTTL time.Duration `yaml:"claim_ttl"`
+	// ClickHouse, when its DSN is set (`driftline run --clickhouse`, the
+	// sink's flag), is where training sets are read from: the labels table
+	// the sink writes (ClickHouseSource). The labels-topic replay still
+	// decides when enough labelled vectors exist and where the window
+	// ends; ClickHouse supplies the rows once it holds every row the
+	// replay has, else, after ClickHouse.Wait, the replay's rows are used
+	// (see trainingSet).
+	ClickHouse ClickHouseConfig `yaml:"clickhouse"`
 }
 
 // Trainer backends (Config.Backend).
@@ -125,6 +134,7 @@ func (c *Config) setDefaults() {
 		c.ClaimTTL = 15 * time.Minute
 	}
 	c.Shadow.setDefaults()
+	c.ClickHouse.setDefaults()
 }
 
 // Validate reports a config that cannot work.
@@ -173,8 +183,9 @@ type Worker struct {
 	reg   *Registry
 	sem   chan struct{} // one token per training running
 
-	backend Backend // chosen in Run
-	id      string  // this replica, in its version-number reservations
+	backend Backend           // chosen in Run
+	ch      *ClickHouseSource // nil: training sets from the labels-topic replay only
+	id      string            // this replica, in its version-number reservations
 
 	mu   sync.Mutex
 	done map[string]bool // idempotency keys handled by this process
@@ -188,7 +199,15 @@ func New(cfg Config, kafka consumers.KafkaConfig, feed *consumers.ModelFeed, pub
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	var ch *ClickHouseSource
+	if cfg.ClickHouse.DSN != "" {
+		var err error
+		if ch, err = NewClickHouseSource(cfg.ClickHouse); err != nil {
+			return nil, err
+		}
+	}
 	return &Worker{
+		ch:  ch,
 		cfg: cfg, kafka: kafka, feed: feed, pub: pub, sub: sub,
 		log:     log.With("role", "trainer"),
 		m:       newMetrics(reg),
@@ -204,6 +223,10 @@ func New(cfg Config, kafka consumers.KafkaConfig, feed *consumers.ModelFeed, pub
 // Run runs the label replay, the bootstrap watch and the router until ctx
 // ends.
 func (w *Worker) Run(ctx context.Context) error {
+	if w.ch != nil {
+		defer w.ch.Close()
+		w.log.Info("training sets from ClickHouse, the labels-topic replay as fallback", "database", w.cfg.ClickHouse.Database, "wait", w.cfg.ClickHouse.Wait)
+	}
 	select {
 	case <-w.feed.Ready():
 	case <-ctx.Done():
@@ -375,6 +398,7 @@ func (w *Worker) handle(msg *message.Message) error {
 	if err != nil {
 		return fmt.Errorf("cannot build training set for %s: %w", req.IdempotencyKey, err)
 	}
+	rows, source := w.trainingSet(ctx, req, from, rows)
 	// A request another replica is training waits here, without a
 	// training slot; claim checks again once this one has a slot.
 	if trained, err := w.awaitHolder(msg.Context(), req.IdempotencyKey); err != nil || trained {
@@ -403,7 +427,7 @@ func (w *Worker) handle(msg *message.Message) error {
 	defer w.m.running.Dec()
 	start := time.Now()
 	champ := w.feed.Champion(req.Model)
-	res, err := TrainWith(msg.Context(), w.cfg.Train, w.backend, w.cfg.Features, rows, champ, SourceLabelsTopic)
+	res, err := TrainWith(msg.Context(), w.cfg.Train, w.backend, w.cfg.Features, rows, champ, source)
 	if err != nil {
 		return fmt.Errorf("cannot train for %s: %w", req.IdempotencyKey, err)
 	}
@@ -507,6 +531,87 @@ func (w *Worker) waitForRows(ctx context.Context, from time.Time) ([]schemas.Lab
 	}
 }
 
+// trainingSet returns the training set of a request and its source: the
+// rows of the replay's complete window [from, its end] (replayed, from the
+// labels topic) or, when ClickHouse is configured, the same window read
+// from ClickHouse.
+//
+// ClickHouse lags the labels topic (the sink commits only after an
+// acknowledged insert) and may be down. The decision, so that the loop
+// keeps closing without the analytics store: ClickHouse's rows are used
+// once they include every row the replay has for the window (it may have
+// more, rows the bounded buffer no longer holds); until then it is asked
+// again every second, and after ClickHouse.Wait the replay's rows are used
+// with a warning and driftline_trainer_dataset_fallbacks_total. The
+// version records which source built it (Dataset.Source); when ClickHouse
+// is caught up both give the same rows and the same fingerprint.
+func (w *Worker) trainingSet(ctx context.Context, req schemas.RetrainRequest, from time.Time, replayed []schemas.Label) ([]schemas.Label, string) {
+	if w.ch == nil {
+		w.m.datasetsReplay.Inc()
+		return replayed, SourceLabelsTopic
+	}
+	to := w.buf.completeEnd()
+	deadline := time.Now().Add(w.cfg.ClickHouse.Wait)
+	var why string
+	for {
+		rows, err := w.ch.TrainingRows(ctx, w.cfg.Model, from, to)
+		if err == nil {
+			rows = slices.DeleteFunc(rows, func(l schemas.Label) bool { return len(l.Values) != len(w.cfg.Features) })
+			missing := missingRows(rows, replayed)
+			if missing == 0 {
+				w.log.Info("training set read from ClickHouse", "key", req.IdempotencyKey, "rows", len(rows), "replayed_rows", len(replayed),
+					"from", from.Format(time.RFC3339Nano), "to", to.Format(time.RFC3339Nano))
+				w.m.datasetsCH.Inc()
+				return rows, SourceClickHouse
+			}
+			why = fmt.Sprintf("ClickHouse lacks %d of the %d rows the labels topic has for the window (the sink lags)", missing, len(replayed))
+		} else {
+			why = err.Error()
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+	w.log.Warn("cannot build the training set from ClickHouse; using the labels-topic replay", "key", req.IdempotencyKey,
+		"waited", w.cfg.ClickHouse.Wait, "reason", why, "rows", len(replayed))
+	w.m.dataFallbacks.Inc()
+	w.m.datasetsReplay.Inc()
+	return replayed, SourceLabelsTopic
+}
+
+// missingRows counts the rows of want whose event id is not in have.
+func missingRows(have, want []schemas.Label) int {
+	ids := make(map[string]struct{}, len(have))
+	for _, l := range have {
+		ids[l.EventID] = struct{}{}
+	}
+	n := 0
+	for _, l := range want {
+		if _, ok := ids[l.EventID]; !ok {
+			n++
+		}
+	}
+	return n
+}
+
+func datasetSource(v *schemas.ModelVersion) string {
+	if v.Dataset == nil {
+		return ""
+	}
+	return v.Dataset.Source
+}
+
+func datasetSHA(v *schemas.ModelVersion) string {
+	if v.Dataset == nil {
+		return ""
+	}
+	return v.Dataset.SHA256
+}
+
 // publishVersion writes the version record (a gate that rejected the
 // challenger is recorded there: gate_passed false with its evidence), then,
 // if the gate passed, the alias move that follows it. Scorers swap when
@@ -517,7 +622,8 @@ func (w *Worker) publishVersion(v *schemas.ModelVersion, passed bool, req schema
 	}
 	w.m.versions.Inc()
 	w.log.Info("version published", "model", v.Model, "version", v.Version, "parent", v.Parent, "rows", v.Rows, "backend", v.Backend,
-		"holdout_auc", round4(v.Metrics.AUC), "champion_auc", round4(v.Metrics.ChampionAUC), "gate_passed", passed, "request", req.IdempotencyKey)
+		"holdout_auc", round4(v.Metrics.AUC), "champion_auc", round4(v.Metrics.ChampionAUC), "gate_passed", passed, "request", req.IdempotencyKey,
+		"dataset_source", datasetSource(v), "dataset_sha256", datasetSHA(v))
 	if v.Parent != 0 {
 		// The candidate judged against the champion, passed or not: the
 		// challenger alias, with the gate's evidence.

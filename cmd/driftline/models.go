@@ -98,8 +98,11 @@ func runModels(ctx context.Context, args []string, log *slog.Logger, out io.Writ
 		// Read the move back, so the command returns once every reader of
 		// the registry can see it.
 		for {
-			h := feed.AliasHistory(*model, move.Alias)
-			if len(h) > 0 && h[len(h)-1].Seq == move.Seq {
+			// Seq is not unique (two writers may race on it) and another
+			// move may follow ours: look for this move anywhere.
+			if slices.ContainsFunc(feed.AliasHistory(*model, move.Alias), func(m schemas.AliasMove) bool {
+				return m.Seq == move.Seq && m.At.Equal(move.At) && m.Version == move.Version
+			}) {
 				break
 			}
 			select {

@@ -174,7 +174,17 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry) (*Process, erro
 			return nil, p.fail(fmt.Errorf("cannot create retrain subscriber: %w", err))
 		}
 		p.closers = append(p.closers, sub.Close)
-		w, err := trainers.New(cfg.Trainer, cfg.Kafka, p.feed, pub, sub, log, reg)
+		// The trainer reads training sets from the sink's ClickHouse
+		// (--clickhouse) when one is configured; else it replays the
+		// labels topic only.
+		tcfg := cfg.Trainer
+		if tcfg.ClickHouse.DSN == "" {
+			tcfg.ClickHouse.DSN = cfg.Sink.DSN
+			if tcfg.ClickHouse.Database == "" {
+				tcfg.ClickHouse.Database = cfg.Sink.Database
+			}
+		}
+		w, err := trainers.New(tcfg, cfg.Kafka, p.feed, pub, sub, log, reg)
 		if err != nil {
 			return nil, p.fail(err)
 		}
