@@ -205,10 +205,12 @@ func (ps *partState) flush(part int32, w *changelogWriter, out []*kgo.Record) []
 		pl.flags &^= flagDirty
 		switch {
 		case !pl.resolved:
-			out = append(out, w.record(part, prefixPending, pl.eventID(), pl))
+			ps.lv = labelRecord{ps, pl}
+			out = append(out, w.record(part, prefixPending, ps.eventID(pl), &ps.lv))
+			ps.lv = labelRecord{}
 			pl.flags |= flagWritten
 		case pl.flags&flagWritten != 0:
-			out = append(out, w.record(part, prefixPending, pl.eventID(), nil))
+			out = append(out, w.record(part, prefixPending, ps.eventID(pl), nil))
 			ps.release(pl)
 		default:
 			ps.release(pl)
@@ -238,22 +240,9 @@ func (s *session) appendBinary(b []byte) []byte {
 	b = appendString(b, s.segments.Country)
 	b = appendString(b, s.segments.Referrer)
 	b = binary.AppendVarint(b, s.lastMillis)
-	b = binary.AppendUvarint(b, uint64(len(s.purchases)))
-	for _, t := range s.purchases {
+	b = binary.AppendUvarint(b, uint64(s.npurch))
+	for _, t := range s.purchaseTimes() {
 		b = binary.AppendVarint(b, t)
-	}
-	return b
-}
-
-func (pl *pendingLabel) appendBinary(b []byte) []byte {
-	b = append(b, stateVersion)
-	b = appendString(b, pl.sess.id)
-	b = binary.AppendVarint(b, pl.atMs)
-	b = appendFloat(b, pl.score)
-	b = binary.AppendVarint(b, int64(pl.version))
-	b = binary.AppendUvarint(b, uint64(len(pl.values)))
-	for _, v := range pl.values {
-		b = appendFloat(b, v)
 	}
 	return b
 }
@@ -352,8 +341,7 @@ type restoring struct {
 	sessions map[string]*session
 	engine   map[string][]byte // engine keys (with their prefix) -> latest record
 	engClock []byte
-	pending  map[string]*pendingLabel
-	pendSess map[*pendingLabel]string // pending label -> its session id
+	pending  map[string]*restoredLabel
 	clocks   [numInputs]int64
 	swept    int64
 	bad      int // records that could not be decoded (skipped)
@@ -362,7 +350,7 @@ type restoring struct {
 func newRestoring() *restoring {
 	return &restoring{
 		sessions: map[string]*session{}, engine: map[string][]byte{},
-		pending: map[string]*pendingLabel{}, pendSess: map[*pendingLabel]string{},
+		pending: map[string]*restoredLabel{},
 	}
 }
 
@@ -395,18 +383,13 @@ func (rs *restoring) apply(key, value []byte) error {
 		}
 	case len(k) > 2 && k[:2] == prefixPending:
 		id := k[2:]
-		if old := rs.pending[id]; old != nil {
-			delete(rs.pendSess, old)
-			delete(rs.pending, id)
-		}
+		delete(rs.pending, id)
 		if value == nil {
 			return nil
 		}
-		var pl *pendingLabel
-		var sess string
-		if pl, sess, err = decodePending(id, value); err == nil {
+		var pl *restoredLabel
+		if pl, err = decodePending(id, value); err == nil {
 			rs.pending[id] = pl
-			rs.pendSess[pl] = sess
 		}
 	default:
 		err = errCorrupt
@@ -440,20 +423,27 @@ func decodeSession(id string, value []byte) (*session, error) {
 	seg := schemas.Segments{Device: r.str(), Country: r.str(), Referrer: r.str()}
 	s.segments = &seg // interned in finish
 	s.lastMillis = r.varint()
-	if n := r.count(); n > 0 {
-		s.purchases = make([]int64, n)
-		for i := range s.purchases {
-			s.purchases[i] = r.varint()
-		}
+	for range r.count() {
+		s.addPurchase(r.varint()) // keeps the latest maxSessionPurchases
 	}
 	return s, r.err
 }
 
-func decodePending(id string, value []byte) (*pendingLabel, string, error) {
+// restoredLabel is a pending label read from the changelog, before finish
+// puts it into the partition's arena.
+type restoredLabel struct {
+	id, sess string
+	atMs     int64
+	score    float64
+	version  int32
+	values   []float64
+}
+
+func decodePending(id string, value []byte) (*restoredLabel, error) {
 	r := reader{b: value}
 	r.version()
-	pl := &pendingLabel{idBuf: []byte(id), flags: flagWritten}
-	sess := r.str()
+	pl := &restoredLabel{id: id}
+	pl.sess = r.str()
 	pl.atMs = r.varint()
 	pl.score = r.float()
 	pl.version = int32(r.varint())
@@ -462,7 +452,7 @@ func decodePending(id string, value []byte) (*pendingLabel, string, error) {
 	for i := range pl.values {
 		pl.values[i] = r.float()
 	}
-	return pl, sess, r.err
+	return pl, r.err
 }
 
 // finish builds the partition's state into a fresh engine: the engine's
@@ -496,28 +486,31 @@ func (rs *restoring) finish(now time.Time, eng *window.Engine) (*partState, erro
 			fail(err)
 		}
 	}
-	for id, s := range rs.sessions {
-		s.segments = ps.intern(*s.segments)
-		ps.sessions[id] = s
+	for _, id := range slices.Sorted(maps.Keys(rs.sessions)) {
+		rsess := rs.sessions[id]
+		s := ps.newSession() // into the slab
+		slot := s.slot
+		*s = *rsess
+		s.slot = slot
+		s.segments = ps.intern(*rsess.segments)
+		ps.sessions.put(s)
 	}
 	// In event-time order, so labels resolved together come out in the
 	// order an uninterrupted run would emit them.
-	pls := make([]*pendingLabel, 0, len(rs.pendSess))
-	for pl := range rs.pendSess {
-		pls = append(pls, pl)
-	}
-	slices.SortFunc(pls, func(a, b *pendingLabel) int {
-		return cmp.Or(cmp.Compare(a.atMs, b.atMs), strings.Compare(a.eventID(), b.eventID()))
+	pls := slices.Collect(maps.Values(rs.pending))
+	slices.SortFunc(pls, func(a, b *restoredLabel) int {
+		return cmp.Or(cmp.Compare(a.atMs, b.atMs), strings.Compare(a.id, b.id))
 	})
-	for _, pl := range pls {
-		s := ps.sessions[rs.pendSess[pl]]
+	for _, rl := range pls {
+		s := ps.sessions.get(rl.sess)
 		if s == nil {
-			fail(fmt.Errorf("cannot restore pending label %q: its session %q is missing", pl.eventID(), rs.pendSess[pl]))
+			fail(fmt.Errorf("cannot restore pending label %q: its session %q is missing", rl.id, rl.sess))
 			continue
 		}
-		pl.sess = s
-		pl.flags |= flagQueued
-		s.pending = append(s.pending, pl)
+		pl := ps.newPendingLabel(s, rl.id, rl.atMs, rl.values)
+		pl.score, pl.version = rl.score, rl.version
+		pl.flags |= flagWritten | flagQueued
+		s.addPending(pl)
 		ps.queue = append(ps.queue, pl)
 	}
 	heap.Init(&ps.queue)

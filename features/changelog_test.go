@@ -131,7 +131,7 @@ func engineKeys(log []*kgo.Record) map[int32]map[string]bool {
 // the stage's keys, and the engine's keys among eng (with their prefix).
 func encodedState(ps *partState, eng map[string]bool) map[string]string {
 	m := map[string]string{}
-	for id, s := range ps.sessions {
+	for id, s := range ps.sessions.all() {
 		m[prefixSession+id] = string(s.appendBinary(nil))
 	}
 	for k := range eng {
@@ -146,7 +146,7 @@ func encodedState(ps *partState, eng map[string]bool) map[string]string {
 	m[keyEngineClock] = string(ps.eng.AppendMeta(nil))
 	for _, pl := range ps.queue {
 		if !pl.resolved {
-			m[prefixPending+pl.eventID()] = string(pl.appendBinary(nil))
+			m[prefixPending+ps.eventID(pl)] = string(ps.appendLabel(nil, pl))
 		}
 	}
 	m[keyClock] = string(ps.appendBinary(nil))

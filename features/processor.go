@@ -562,7 +562,7 @@ func (p *Processor) restoreMissing(ctx context.Context, parts map[int32]bool, re
 		p.watchWindows(part, ps) // after the restore: it must not publish
 		p.parts[part] = ps
 		ks := ps.eng.Stats().Keys
-		keys += len(ps.sessions) + len(ps.queue) + ks[window.User] + ks[window.Session]
+		keys += ps.sessions.len() + len(ps.queue) + ks[window.User] + ks[window.Session]
 		bad += rs.bad
 	}
 	took := time.Since(start)
@@ -787,7 +787,7 @@ func (p *Processor) handle(r *kgo.Record) {
 	// The watermark as it is with this event read (windows.go): windows it
 	// closes close before the event lands in its ring.
 	ps.eng.Advance(ps.watermarkWith(ti, e.TimeMillis, now, p.cfg.AllowedLateness.Milliseconds(), p.cfg.IdleTimeout))
-	if s := ps.sessions[e.SessionID]; s != nil && s.userID != e.UserID {
+	if s := ps.sessions.get(e.SessionID); s != nil && s.userID != e.UserID {
 		// Session state is keyed by session_id: merging another user's
 		// events into it would mix two users' features and labels.
 		p.out = append(p.out, consumers.DeadLetter(p.kafka.Topics.DLQ, r, "session_id",
@@ -849,23 +849,25 @@ func (p *Processor) reject(r *kgo.Record, e *schemas.Event, ps *partState, err e
 func (p *Processor) trigger(ps *partState, s *session, e *schemas.Event, produced time.Time) {
 	ps.eng.Vector(e, p.vals)
 	// The strings of e point into the record; what outlives it is copied
-	// into the pending label's own reused buffers.
-	pl := ps.newPendingLabel(s, e.EventID, e.TimeMillis, len(p.idx))
+	// into the partition's label arena.
+	values := ps.scratch[:0]
 	for _, ci := range p.idx {
-		pl.values = append(pl.values, p.vals[ci])
+		values = append(values, p.vals[ci])
 	}
+	ps.scratch = values
+	pl := ps.newPendingLabel(s, e.EventID, e.TimeMillis, values)
 	evTime := time.UnixMilli(e.TimeMillis).UTC()
 	// The output records are fields of p, encoded at once into the batch's
 	// buffer: nothing escapes per event.
 	vec := &p.vecRec
 	*vec = schemas.FeatureVector{
-		Model: p.cfg.Spec.Name, EventID: pl.eventID(), EventType: e.Type, EventTime: evTime,
-		UserID: s.userID, SessionID: s.id, Segments: *s.segments, Values: pl.values,
+		Model: p.cfg.Spec.Name, EventID: ps.eventID(pl), EventType: e.Type, EventTime: evTime,
+		UserID: s.userID, SessionID: s.id, Segments: *s.segments, Values: values,
 	}
 	p.emit(p.kafka.Topics.Features, s.userID, evTime, vec)
 	p.m.vectors.Inc()
 
-	if score, version, ok := p.scorer.Score(pl.values); ok {
+	if score, version, ok := p.scorer.Score(values); ok {
 		pred := &p.predRec
 		*pred = schemas.Prediction{
 			Model: vec.Model, Version: version, Score: score, EventID: vec.EventID, EventType: vec.EventType,
@@ -889,11 +891,11 @@ func (p *Processor) trigger(ps *partState, s *session, e *schemas.Event, produce
 
 	h := p.cfg.Spec.Horizon.Milliseconds()
 	if at, ok := s.purchasedWithin(e.TimeMillis, e.TimeMillis+h); ok {
-		p.label(pl, schemas.LabelReasonPurchase, at)
+		p.label(ps, pl, schemas.LabelReasonPurchase, at)
 		ps.release(pl) // never queued nor written
 		return
 	}
-	s.pending = append(s.pending, pl)
+	s.addPending(pl)
 	pl.flags |= flagQueued
 	heap.Push(&ps.queue, pl)
 	ps.dirty.pendingLabel(pl)
@@ -903,17 +905,16 @@ func (p *Processor) trigger(ps *partState, s *session, e *schemas.Event, produce
 // horizon covers the purchase.
 func (p *Processor) resolvePurchase(ps *partState, s *session, ms int64) {
 	h := p.cfg.Spec.Horizon.Milliseconds()
-	kept := s.pending[:0]
-	for _, pl := range s.pending {
+	for at := &s.pending; *at != nil; {
+		pl := *at
 		if t := pl.atMs; ms >= t && ms <= t+h {
-			p.label(pl, schemas.LabelReasonPurchase, ms)
+			p.label(ps, pl, schemas.LabelReasonPurchase, ms)
 			ps.dirty.pendingLabel(pl)
+			*at, pl.next = pl.next, nil
 			continue
 		}
-		kept = append(kept, pl)
+		at = &pl.next
 	}
-	clear(s.pending[len(kept):])
-	s.pending = kept
 }
 
 // expire labels negative the vectors whose horizon the watermark has
@@ -929,12 +930,9 @@ func (p *Processor) expire(ps *partState, now time.Time) {
 			ps.release(pl) // labelled positive already
 			continue
 		}
-		p.label(pl, schemas.LabelReasonHorizon, wm)
+		p.label(ps, pl, schemas.LabelReasonHorizon, wm)
 		ps.dirty.pendingLabel(pl)
-		s := pl.sess
-		if i := slices.Index(s.pending, pl); i >= 0 {
-			s.pending = slices.Delete(s.pending, i, i+1)
-		}
+		pl.sess.removePending(pl)
 	}
 	// Sweep closed sessions once per event-time minute.
 	if wm-ps.swept < 60_000 {
@@ -943,9 +941,9 @@ func (p *Processor) expire(ps *partState, now time.Time) {
 	ps.swept = wm
 	p.m.watermark.Set(float64(p.lowestWatermark()) / 1000)
 	gap := p.cfg.SessionGap.Milliseconds()
-	for id, s := range ps.sessions {
-		if len(s.pending) == 0 && s.lastMillis+gap+h < wm {
-			delete(ps.sessions, id)
+	for id, s := range ps.sessions.all() {
+		if s.pending == nil && s.lastMillis+gap+h < wm {
+			ps.sessions.del(id)
 			s.flags |= flagDeleted
 			ps.dirty.session(s)
 		}
@@ -963,14 +961,14 @@ func (p *Processor) lowestWatermark() int64 {
 	return low
 }
 
-func (p *Processor) label(pl *pendingLabel, reason string, atMs int64) {
+func (p *Processor) label(ps *partState, pl *pendingLabel, reason string, atMs int64) {
 	pl.resolved = true
 	s := pl.sess
 	l := &p.labelRec
 	*l = schemas.Label{
-		Model: p.cfg.Spec.Name, Version: int(pl.version), Score: pl.score, EventID: pl.eventID(),
+		Model: p.cfg.Spec.Name, Version: int(pl.version), Score: pl.score, EventID: ps.eventID(pl),
 		EventTime: time.UnixMilli(pl.atMs).UTC(), UserID: s.userID, SessionID: s.id, Segments: *s.segments,
-		Values: pl.values, Reason: reason, LabelTime: time.UnixMilli(atMs).UTC(),
+		Values: ps.values(pl), Reason: reason, LabelTime: time.UnixMilli(atMs).UTC(),
 	}
 	counter := p.negatives
 	if reason == schemas.LabelReasonPurchase {

@@ -1,8 +1,10 @@
 package features
 
 import (
+	"encoding/binary"
+	"hash/maphash"
+	"iter"
 	"math"
-	"slices"
 	"strings"
 	"time"
 	"unsafe"
@@ -18,23 +20,55 @@ import (
 // segments, its purchases (which resolve labels) and its pending labels,
 // and the input clocks behind the stage's watermark.
 
-// session is the label bookkeeping of one storefront session.
+// session is the label bookkeeping of one storefront session. Sessions
+// live in per-partition slabs (newSession), not one allocation each: an
+// active user costs its bytes, not a size class (issue 3, memory).
 type session struct {
-	id         string            // the sessions map's key
-	userID     string            // its user
+	id         string            // its key in the sessions index (the window engine's copy)
+	userID     string            // its user (the window engine's copy)
 	segments   *schemas.Segments // interned: few distinct triples
 	lastMillis int64             // newest event time; the session's state is dropped a gap after it
-	flags      keyFlags          // changelog bookkeeping
-	purchases  []int64           // event times of the session's purchases, latest maxSessionPurchases
-	pending    []*pendingLabel
+	// pending is the first of the session's pending labels, linked by
+	// their next field in trigger order (usually one: a slice cost 24
+	// bytes of header and an allocation).
+	pending *pendingLabel
+	// purchases holds the event times of the session's latest purchases
+	// (npurch of them, oldest first); nil until its first purchase, kept
+	// when the session is reused.
+	purchases *[maxSessionPurchases]int64
+	slot      int32 // its place in the sessions index's slab, kept when reused
+	npurch    uint8
+	flags     keyFlags // changelog bookkeeping
 }
 
 const maxSessionPurchases = 8
 
+// purchaseTimes returns the session's purchase times, oldest first.
+func (s *session) purchaseTimes() []int64 {
+	if s.purchases == nil {
+		return nil
+	}
+	return s.purchases[:s.npurch]
+}
+
+// addPurchase records a purchase time, forgetting the oldest of
+// maxSessionPurchases.
+func (s *session) addPurchase(ms int64) {
+	if s.purchases == nil {
+		s.purchases = new([maxSessionPurchases]int64)
+	}
+	if s.npurch == maxSessionPurchases {
+		copy(s.purchases[:], s.purchases[1:])
+		s.npurch--
+	}
+	s.purchases[s.npurch] = ms
+	s.npurch++
+}
+
 // purchasedWithin returns the time of a purchase of the session within
 // [from, to], if there is one.
 func (s *session) purchasedWithin(from, to int64) (int64, bool) {
-	for _, t := range s.purchases {
+	for _, t := range s.purchaseTimes() {
 		if t >= from && t <= to {
 			return t, true
 		}
@@ -42,27 +76,60 @@ func (s *session) purchasedWithin(from, to int64) (int64, bool) {
 	return 0, false
 }
 
+// addPending appends pl to the session's pending labels.
+func (s *session) addPending(pl *pendingLabel) {
+	pl.next = nil
+	at := &s.pending
+	for *at != nil {
+		at = &(*at).next
+	}
+	*at = pl
+}
+
+// removePending takes pl out of the session's pending labels, if there.
+func (s *session) removePending(pl *pendingLabel) {
+	for at := &s.pending; *at != nil; at = &(*at).next {
+		if *at == pl {
+			*at = pl.next
+			pl.next = nil
+			return
+		}
+	}
+}
+
 // pendingLabel is a vector waiting for its outcome. It keeps only what
-// its session does not: the label record is built when the outcome is known.
+// its session does not: the label record is built when the outcome is
+// known. Its event id and values are bytes in the partition's label arena
+// (eventID, values), not buffers of its own; the struct itself lives in a
+// slab. 48 bytes plus the arena's (the id, and the values compacted without
+// loss: zeros take no bytes, values a float32 holds exactly take 4).
 type pendingLabel struct {
-	sess  *session
-	idBuf []byte // the event id, reused when the label is (newPendingLabel)
-	// values are reused too: a label record encodes them at once, and a
-	// label is reused only once it is resolved, out of the queue and
-	// written to the changelog (release).
-	values   []float64
-	atMs     int64 // event time of the scored event
+	sess     *session
+	next     *pendingLabel // the session's next pending label
+	atMs     int64         // event time of the scored event
 	score    float64
+	ref      uint32 // the label's bytes in the arena (labelArena.alloc)
+	size     uint32 // their length: the event id, then the encoded values
 	version  int32
+	idLen    uint16
 	resolved bool
 	flags    keyFlags // changelog bookkeeping
 }
 
-// eventID is the label's event id. It shares the label's buffer: use it
-// at once (to encode a record), never keep it, since the buffer is reused
+// eventID is the label's event id. It shares the arena's bytes: use it at
+// once (to encode a record), never keep it, since the bytes are reused
 // once the label is released.
-func (pl *pendingLabel) eventID() string {
-	return unsafe.String(unsafe.SliceData(pl.idBuf), len(pl.idBuf))
+func (p *partState) eventID(pl *pendingLabel) string {
+	b := p.labels.bytes(pl.ref, int(pl.idLen))
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
+// values decodes the label's values into the partition's scratch vector
+// and returns it: valid until the next call.
+func (p *partState) values(pl *pendingLabel) []float64 {
+	b := p.labels.bytes(pl.ref, int(pl.size))[pl.idLen:]
+	p.scratch = decodeValues(b, p.scratch[:0])
+	return p.scratch
 }
 
 // pendingQueue is a min-heap of pending labels by event time, so one
@@ -96,7 +163,7 @@ type inputClock struct {
 type partState struct {
 	eng      *window.Engine // feature values, keyed by user and session
 	segments map[schemas.Segments]*schemas.Segments
-	sessions map[string]*session
+	sessions sessionIndex
 	queue    pendingQueue
 	clocks   [numInputs]inputClock
 	backlog  [numInputs]bool // the input had unread records at its last fetch (align)
@@ -105,30 +172,63 @@ type partState struct {
 	metaWM   int64 // engine watermark in the last engine clock record written
 	dirty    dirtyKeys
 
-	// Free lists: resolved pending labels and dropped sessions are reused
-	// with their buffers, so a steady stream allocates nothing per event.
+	// Sessions and pending labels are allocated from slabs and their
+	// variable bytes (event id, values) from an arena; once resolved (or
+	// dropped) and tombstoned they go to free lists, so a steady stream
+	// allocates nothing per event.
+	labelSlab    slab[pendingLabel]
+	labels       labelArena
 	freeLabels   []*pendingLabel
 	freeSessions []*session
+	scratch      []float64   // values decoded for a record (values)
+	lv           labelRecord // the changelog value of a pending label (flush)
+}
+
+// slab hands out pointers into chunks of T: one allocation per slabChunk
+// values instead of one each, and no size-class rounding. A chunk stays
+// alive while any of its values is referenced (free lists keep them).
+type slab[T any] struct{ chunk []T }
+
+const slabChunk = 256
+
+func (s *slab[T]) next() *T {
+	if len(s.chunk) == cap(s.chunk) {
+		s.chunk = make([]T, 0, slabChunk)
+	}
+	s.chunk = s.chunk[:len(s.chunk)+1]
+	return &s.chunk[len(s.chunk)-1]
+}
+
+// newSession returns an empty session, reusing a dropped one (and its
+// purchases array) when there is one.
+func (p *partState) newSession() *session {
+	if n := len(p.freeSessions); n > 0 {
+		s := p.freeSessions[n-1]
+		p.freeSessions[n-1] = nil
+		p.freeSessions = p.freeSessions[:n-1]
+		return s
+	}
+	return p.sessions.next()
 }
 
 // newPendingLabel returns a pending label of session s for the event eventID
-// at ms, reusing a released one (and its buffers) when there is one. Its
-// values are empty with capacity kept.
-func (p *partState) newPendingLabel(s *session, eventID string, ms int64, nvalues int) *pendingLabel {
+// at ms with the given values, reusing a released one when there is one.
+// The id and values are copied into the arena.
+func (p *partState) newPendingLabel(s *session, eventID string, ms int64, values []float64) *pendingLabel {
 	var pl *pendingLabel
 	if n := len(p.freeLabels); n > 0 {
 		pl = p.freeLabels[n-1]
 		p.freeLabels[n-1] = nil
 		p.freeLabels = p.freeLabels[:n-1]
 	} else {
-		pl = &pendingLabel{}
+		pl = p.labelSlab.next()
 	}
 	pl.sess, pl.atMs = s, ms
-	pl.idBuf = append(pl.idBuf[:0], eventID...)
-	if cap(pl.values) < nvalues {
-		pl.values = make([]float64, 0, nvalues)
-	}
-	pl.values = pl.values[:0]
+	n := len(eventID) + valuesSize(values)
+	ref, b := p.labels.alloc(n)
+	copy(b, eventID)
+	putValues(b[len(eventID):], values)
+	pl.ref, pl.size, pl.idLen = ref, uint32(n), uint16(len(eventID))
 	return pl
 }
 
@@ -141,8 +241,8 @@ func (p *partState) release(pl *pendingLabel) {
 	if !pl.resolved || pl.flags&(flagQueued|flagDirty) != 0 {
 		return
 	}
-	idBuf, values := pl.idBuf, pl.values
-	*pl = pendingLabel{idBuf: idBuf, values: values}
+	p.labels.release(pl.ref)
+	*pl = pendingLabel{}
 	p.freeLabels = append(p.freeLabels, pl)
 }
 
@@ -152,8 +252,7 @@ func (p *partState) releaseSession(s *session) {
 	if s.flags&flagDeleted == 0 || s.flags&flagDirty != 0 {
 		return
 	}
-	purchases, pending := s.purchases[:0], s.pending[:0]
-	*s = session{purchases: purchases, pending: pending}
+	*s = session{purchases: s.purchases, slot: s.slot}
 	p.freeSessions = append(p.freeSessions, s)
 }
 
@@ -161,7 +260,7 @@ func newPartState(now time.Time, eng *window.Engine) *partState {
 	return &partState{
 		eng:      eng,
 		segments: map[schemas.Segments]*schemas.Segments{},
-		sessions: map[string]*session{},
+		sessions: newSessionIndex(),
 		created:  now,
 		metaWM:   math.MinInt64,
 	}
@@ -238,29 +337,355 @@ func (p *partState) engineKey(ent window.Entity, key string) string {
 // apply records an event the engine accepted in the session's label
 // bookkeeping and returns the session.
 func (p *partState) apply(e *schemas.Event) *session {
-	s := p.sessions[e.SessionID]
+	s := p.sessions.get(e.SessionID)
 	if s == nil {
-		if n := len(p.freeSessions); n > 0 {
-			s = p.freeSessions[n-1]
-			p.freeSessions[n-1] = nil
-			p.freeSessions = p.freeSessions[:n-1]
-		} else {
-			s = &session{}
-		}
+		s = p.newSession()
 		// The engine keeps its own copies of the ids (it has just applied
 		// the event): share them instead of cloning the record's again.
 		s.id = p.engineKey(window.Session, e.SessionID)
 		s.userID = p.engineKey(window.User, e.UserID)
 		s.segments = p.intern(schemas.Segments{Device: e.Device, Country: e.Country, Referrer: e.Referrer})
-		p.sessions[s.id] = s
+		p.sessions.put(s)
 	}
 	p.dirty.session(s)
 	s.lastMillis = max(s.lastMillis, e.TimeMillis)
 	if e.Type == schemas.Purchase {
-		if len(s.purchases) == maxSessionPurchases {
-			s.purchases = slices.Delete(s.purchases, 0, 1)
-		}
-		s.purchases = append(s.purchases, e.TimeMillis)
+		s.addPurchase(e.TimeMillis)
 	}
 	return s
+}
+
+// labelRecord is a pending label's changelog value (an interface value
+// pointing at a partState field: no allocation per record).
+type labelRecord struct {
+	ps *partState
+	pl *pendingLabel
+}
+
+func (r *labelRecord) appendBinary(b []byte) []byte { return r.ps.appendLabel(b, r.pl) }
+
+// labelArena holds the pending labels' event ids and values: chunks of
+// bytes filled in order, each chunk counting the labels that hold bytes in
+// it. A chunk whose labels are all released is reused whole. Labels
+// resolve roughly in the order they were made (the horizon), so chunks
+// empty as the queue drains; a label that lives long (an event far ahead of
+// the watermark) keeps at most its chunk (arenaChunk bytes) from reuse.
+type labelArena struct {
+	chunks [][]byte
+	live   []int32 // labels holding bytes in each chunk
+	free   []int32 // empty chunks, not cur
+	cur    int32   // the chunk being filled; -1 none
+	off    int     // fill offset in cur
+}
+
+// arenaChunk is the chunk size: 64 labels of the first model (an id of ~20
+// bytes and ~60 of values), and always several of the longest possible
+// (a 512-byte id and 9 bytes per value of a large model).
+const arenaChunk = 16 << 10
+
+// arenaAlign keeps offsets a multiple of 4 so that a uint32 ref (offset/4)
+// addresses 16 GiB.
+const arenaAlign = 4
+
+// alloc returns n bytes for one label and their ref.
+func (a *labelArena) alloc(n int) (uint32, []byte) {
+	if n > maxChunk {
+		panic("features: a pending label's id and values exceed the label arena's chunk")
+	}
+	size := min(max(arenaChunk, 4*n), maxChunk)
+	if len(a.chunks) == 0 {
+		a.cur = -1
+	}
+	if a.cur < 0 || a.off+n > len(a.chunks[a.cur]) {
+		if a.cur >= 0 && a.live[a.cur] == 0 {
+			a.free = append(a.free, a.cur)
+		}
+		a.cur, a.off = -1, 0
+		for i, c := range a.free {
+			if len(a.chunks[c]) >= n {
+				a.cur = c
+				a.free = append(a.free[:i], a.free[i+1:]...)
+				break
+			}
+		}
+		if a.cur < 0 {
+			if len(a.chunks) == 1<<32/(maxChunk/arenaAlign) {
+				panic("features: pending labels of one partition exceed the label arena (16 GiB)")
+			}
+			a.chunks = append(a.chunks, make([]byte, size))
+			a.live = append(a.live, 0)
+			a.cur = int32(len(a.chunks) - 1)
+		}
+	}
+	pos := a.chunkStart(a.cur) + a.off
+	b := a.chunks[a.cur][a.off : a.off+n : a.off+n]
+	a.off += (n + arenaAlign - 1) &^ (arenaAlign - 1)
+	a.live[a.cur]++
+	return uint32(pos / arenaAlign), b
+}
+
+// chunkStart is the position of chunk c in the ref space: chunks are
+// addressed as if each were maxChunk bytes, so a ref finds its chunk by a
+// division whatever the chunks' sizes.
+func (a *labelArena) chunkStart(c int32) int { return int(c) * maxChunk }
+
+// maxChunk bounds a chunk (and so a label's bytes): refs address 16 GiB,
+// 65,536 chunks of 256 KiB.
+const maxChunk = 256 << 10
+
+func (a *labelArena) locate(ref uint32) (c int32, off int) {
+	pos := int(ref) * arenaAlign
+	return int32(pos / maxChunk), pos % maxChunk
+}
+
+// bytes returns the n bytes at ref.
+func (a *labelArena) bytes(ref uint32, n int) []byte {
+	c, off := a.locate(ref)
+	return a.chunks[c][off : off+n : off+n]
+}
+
+// release gives back a label's bytes.
+func (a *labelArena) release(ref uint32) {
+	c, _ := a.locate(ref)
+	a.live[c]--
+	if a.live[c] > 0 {
+		return
+	}
+	if c == a.cur {
+		a.off = 0 // nothing lives in it: fill it again from the start
+		return
+	}
+	a.free = append(a.free, c)
+}
+
+// Values are stored without loss in fewer bytes than float64s: a uvarint
+// count, then 2 bits per value (0: +0, 1: float32, 2: float64), then the
+// non-zero values, a float32 where it holds the value exactly (counts,
+// prices in cents, small fractions), float64 otherwise.
+const (
+	valZero = 0
+	val32   = 1
+	val64   = 2
+)
+
+func valueKind(v float64) int {
+	switch {
+	case math.Float64bits(v) == 0:
+		return valZero
+	case float64(float32(v)) == v: // false for NaN
+		return val32
+	default:
+		return val64
+	}
+}
+
+// valuesSize is the encoded size of vs.
+func valuesSize(vs []float64) int {
+	n := uvarintLen(uint64(len(vs))) + (len(vs)+3)/4
+	for _, v := range vs {
+		switch valueKind(v) {
+		case val32:
+			n += 4
+		case val64:
+			n += 8
+		}
+	}
+	return n
+}
+
+func uvarintLen(x uint64) int {
+	n := 1
+	for x >= 0x80 {
+		x >>= 7
+		n++
+	}
+	return n
+}
+
+// putValues encodes vs into b, exactly valuesSize(vs) bytes.
+func putValues(b []byte, vs []float64) {
+	n := binary.PutUvarint(b, uint64(len(vs)))
+	tags := b[n : n+(len(vs)+3)/4]
+	clear(tags)
+	b = b[n+len(tags):]
+	for i, v := range vs {
+		k := valueKind(v)
+		tags[i/4] |= byte(k) << (2 * (i % 4))
+		switch k {
+		case val32:
+			binary.LittleEndian.PutUint32(b, math.Float32bits(float32(v)))
+			b = b[4:]
+		case val64:
+			binary.LittleEndian.PutUint64(b, math.Float64bits(v))
+			b = b[8:]
+		}
+	}
+}
+
+// decodeValues appends the values encoded in b (by putValues) to dst.
+func decodeValues(b []byte, dst []float64) []float64 {
+	cnt, n := binary.Uvarint(b)
+	tags := b[n : n+int((cnt+3)/4)]
+	b = b[n+len(tags):]
+	for i := range int(cnt) {
+		switch (tags[i/4] >> (2 * (i % 4))) & 3 {
+		case val32:
+			dst = append(dst, float64(math.Float32frombits(binary.LittleEndian.Uint32(b))))
+			b = b[4:]
+		case val64:
+			dst = append(dst, math.Float64frombits(binary.LittleEndian.Uint64(b)))
+			b = b[8:]
+		default:
+			dst = append(dst, 0)
+		}
+	}
+	return dst
+}
+
+// appendLabel appends a pending label's changelog value: the session, the
+// event time, score, version and the values as float64 bits.
+func (p *partState) appendLabel(b []byte, pl *pendingLabel) []byte {
+	b = append(b, stateVersion)
+	b = appendString(b, pl.sess.id)
+	b = binary.AppendVarint(b, pl.atMs)
+	b = appendFloat(b, pl.score)
+	b = binary.AppendVarint(b, int64(pl.version))
+	vs := p.values(pl)
+	b = binary.AppendUvarint(b, uint64(len(vs)))
+	for _, v := range vs {
+		b = appendFloat(b, v)
+	}
+	return b
+}
+
+// sessionIndex holds a partition's sessions: a slab of session structs
+// (chunks of slabChunk, never moved) and an open-addressing index over it
+// (linear probing, 8-byte entries: 32 bits of the id's hash and slot+1; the
+// id itself read from the session), as window's keyIndex does for the
+// engine's keys. A map[string]*session cost ~50 bytes per session (string
+// header, pointer, control byte, growth slack), this ~8-21.
+type sessionIndex struct {
+	seed    maphash.Seed
+	entries []uint64 // 0: empty
+	n       int
+	chunks  [][]session
+	used    int32 // slots ever handed out (next)
+}
+
+func newSessionIndex() sessionIndex {
+	return sessionIndex{seed: maphash.MakeSeed(), entries: make([]uint64, 64)}
+}
+
+// next hands out a new slot's session (empty); the caller fills it and
+// puts it.
+func (x *sessionIndex) next() *session {
+	sl := x.used
+	x.used++
+	if int(sl/slabChunk) == len(x.chunks) {
+		x.chunks = append(x.chunks, make([]session, slabChunk))
+	}
+	s := x.at(sl)
+	s.slot = sl
+	return s
+}
+
+func (x *sessionIndex) at(sl int32) *session { return &x.chunks[sl/slabChunk][sl%slabChunk] }
+
+func (x *sessionIndex) hash(id string) uint32 { return uint32(maphash.String(x.seed, id)) }
+
+// find returns the session of id and the position of its entry.
+func (x *sessionIndex) find(id string) (*session, int) {
+	h := x.hash(id)
+	mask := len(x.entries) - 1
+	for i := int(h) & mask; ; i = (i + 1) & mask {
+		e := x.entries[i]
+		if e == 0 {
+			return nil, i
+		}
+		if uint32(e>>32) == h {
+			if s := x.at(int32(uint32(e)) - 1); s.id == id {
+				return s, i
+			}
+		}
+	}
+}
+
+// get returns the session of id, nil when there is none.
+func (x *sessionIndex) get(id string) *session {
+	s, _ := x.find(id)
+	return s
+}
+
+// len is the number of sessions indexed.
+func (x *sessionIndex) len() int { return x.n }
+
+// put indexes s (from next or the free list) under s.id, known to be absent.
+func (x *sessionIndex) put(s *session) {
+	if (x.n+1)*4 > len(x.entries)*3 {
+		old := x.entries
+		x.entries = make([]uint64, 2*len(old))
+		for _, e := range old {
+			if e != 0 {
+				x.place(e)
+			}
+		}
+	}
+	x.place(uint64(x.hash(s.id))<<32 | uint64(uint32(s.slot+1)))
+	x.n++
+}
+
+func (x *sessionIndex) place(e uint64) {
+	mask := len(x.entries) - 1
+	i := int(uint32(e>>32)) & mask
+	for x.entries[i] != 0 {
+		i = (i + 1) & mask
+	}
+	x.entries[i] = e
+}
+
+// del removes id from the index (the session itself stays where it is),
+// shifting back the entries of its probe run so that no lookup stops at a
+// hole.
+func (x *sessionIndex) del(id string) {
+	s, i := x.find(id)
+	if s == nil {
+		return
+	}
+	mask := len(x.entries) - 1
+	for {
+		x.entries[i] = 0
+		j := i
+		for {
+			j = (j + 1) & mask
+			e := x.entries[j]
+			if e == 0 {
+				x.n--
+				return
+			}
+			k := int(uint32(e>>32)) & mask
+			// The entry at j stays if its home k lies cyclically in (i, j].
+			if i <= j && i < k && k <= j || i > j && (i < k || k <= j) {
+				continue
+			}
+			x.entries[i] = e
+			i = j
+			break
+		}
+	}
+}
+
+// all yields the indexed sessions by id, in slab order; del may be called
+// while iterating.
+func (x *sessionIndex) all() iter.Seq2[string, *session] {
+	return func(yield func(string, *session) bool) {
+		for sl := range x.used {
+			s := x.at(sl)
+			if s.id == "" || s.flags&flagDeleted != 0 {
+				continue // free, or dropped and awaiting its tombstone
+			}
+			if !yield(s.id, s) {
+				return
+			}
+		}
+	}
 }
