@@ -29,47 +29,121 @@ func (g *watermarkGauge) delay() float64 {
 	return float64(time.Now().UnixMilli())/1000 - w
 }
 
+// txnCounts holds the increments of the counters of what a transaction did
+// (events, vectors, predictions, labels, dead letters, changelog records)
+// until it ends: added when it committed, dropped when it aborted, since an
+// aborted batch's inputs are rewound and handled again. Outside a
+// transaction (tools and tests that call the stage directly) increments go
+// straight to the counters.
+type txnCounts struct {
+	open     bool
+	counters []*txnCounter
+}
+
+// begin defers increments until end.
+func (t *txnCounts) begin() { t.open = true }
+
+// end adds the deferred increments when committed, else drops them.
+func (t *txnCounts) end(committed bool) {
+	for _, c := range t.counters {
+		if committed && c.pending > 0 {
+			c.Counter.Add(c.pending)
+		}
+		c.pending = 0
+	}
+	t.open = false
+}
+
+func (t *txnCounts) counter(c prometheus.Counter) *txnCounter {
+	tc := &txnCounter{Counter: c, txn: t}
+	t.counters = append(t.counters, tc)
+	return tc
+}
+
+func (t *txnCounts) vec(v *prometheus.CounterVec) *txnCounterVec {
+	return &txnCounterVec{CounterVec: v, txn: t, by: map[string]*txnCounter{}}
+}
+
+// txnCounter is a Prometheus counter whose increments wait for the
+// transaction's outcome (txnCounts). It is registered and collected as the
+// counter it wraps.
+type txnCounter struct {
+	prometheus.Counter
+	txn     *txnCounts
+	pending float64
+}
+
+func (c *txnCounter) Inc() { c.Add(1) }
+
+func (c *txnCounter) Add(v float64) {
+	if c.txn.open {
+		c.pending += v
+		return
+	}
+	c.Counter.Add(v)
+}
+
+// txnCounterVec is a counter vector of txnCounters with one label.
+type txnCounterVec struct {
+	*prometheus.CounterVec
+	txn *txnCounts
+	by  map[string]*txnCounter
+}
+
+// WithLabelValues returns the counter of a label value, created once.
+func (v *txnCounterVec) WithLabelValues(lv string) *txnCounter {
+	c := v.by[lv]
+	if c == nil {
+		c = v.txn.counter(v.CounterVec.WithLabelValues(lv))
+		v.by[lv] = c
+	}
+	return c
+}
+
 type metrics struct {
-	events      *prometheus.CounterVec
-	dlq         *prometheus.CounterVec
-	vectors     prometheus.Counter
-	predictions prometheus.Counter
-	unscored    prometheus.Counter
-	labels      *prometheus.CounterVec
+	tx          *txnCounts
+	events      *txnCounterVec
+	dlq         *txnCounterVec
+	vectors     *txnCounter
+	predictions *txnCounter
+	unscored    *txnCounter
+	labels      *txnCounterVec
 	modelInfo   *prometheus.GaugeVec
 	latency     prometheus.Histogram
 	watermark   prometheus.Gauge
-	misrouted   prometheus.Counter
-	late        prometheus.Counter
-	stateFull   prometheus.Counter
+	misrouted   *txnCounter
+	late        *txnCounter
+	stateFull   *txnCounter
 
 	txns           *prometheus.CounterVec
-	changelog      prometheus.Counter
+	changelog      *txnCounter
 	restoreSeconds prometheus.Histogram
 	restoreRecords prometheus.Counter
 	pausedInputs   prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
+	tx := &txnCounts{}
 	m := &metrics{
-		events: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "driftline_features_events_total", Help: "Storefront records read, by input topic.",
-		}, []string{"topic"}),
-		dlq: prometheus.NewCounterVec(prometheus.CounterOpts{
+		tx: tx,
+		events: tx.vec(prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "driftline_features_events_total", Help: "Storefront records handled in committed transactions, by input topic.",
+		}, []string{"topic"})),
+		dlq: tx.vec(prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "driftline_features_dlq_total", Help: "Records sent to the dead-letter topic, by rejected field.",
-		}, []string{"field"}),
-		vectors: prometheus.NewCounter(prometheus.CounterOpts{
+		}, []string{"field"})),
+		vectors: tx.counter(prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "driftline_features_vectors_total", Help: "Feature vectors built on trigger events.",
-		}),
-		predictions: prometheus.NewCounter(prometheus.CounterOpts{
+		})),
+		predictions: tx.counter(prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "driftline_features_predictions_total", Help: "Vectors scored by the champion.",
-		}),
-		unscored: prometheus.NewCounter(prometheus.CounterOpts{
+		})),
+		unscored: tx.counter(prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "driftline_features_unscored_total", Help: "Vectors not scored because the model has no champion yet (cold start).",
-		}),
-		labels: prometheus.NewCounterVec(prometheus.CounterOpts{
+		})),
+		labels: tx.vec(prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "driftline_features_labels_total", Help: "Labels emitted, by outcome reason.",
-		}, []string{"reason"}),
+		}, []string{"reason"})),
 		modelInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "driftline_features_model_version", Help: "Champion version being served (0: none).",
 		}, []string{"model"}),
@@ -81,16 +155,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		watermark: &watermarkGauge{Gauge: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "driftline_features_watermark_seconds", Help: "Lowest watermark over assigned partitions at the last session sweep (event time, Unix seconds).",
 		})},
-		misrouted: prometheus.NewCounter(prometheus.CounterOpts{
+		misrouted: tx.counter(prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "driftline_features_misrouted_total", Help: "Storefront records whose Kafka key is not their user_id (processed, but their user's state may be split).",
-		}),
-		late: prometheus.NewCounter(prometheus.CounterOpts{
+		})),
+		late: tx.counter(prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "driftline_features_late_total", Help: "Records older than their partition's watermark (beyond the allowed lateness), sent to the DLQ with reason late.",
-		}),
+		})),
 	}
-	m.stateFull = prometheus.NewCounter(prometheus.CounterOpts{
+	m.stateFull = tx.counter(prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "driftline_features_state_full_total", Help: "Records the window engine rejected because they needed a new key beyond the partition's key budget (max_keys), sent to the DLQ with reason state_full.",
-	})
+	}))
 	reg.MustRegister(m.stateFull)
 	m.txns = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "driftline_features_transactions_total",
@@ -99,9 +173,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, o := range []string{"committed", "aborted", "rebalance"} {
 		m.txns.WithLabelValues(o)
 	}
-	m.changelog = prometheus.NewCounter(prometheus.CounterOpts{
+	m.changelog = tx.counter(prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "driftline_features_changelog_records_total", Help: "State changelog records written: one per key changed in a batch (tombstones included) plus clock records.",
-	})
+	}))
 	m.restoreSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "driftline_features_restore_seconds",
 		Help:    "Wall time of each state restore from the changelog (on assignment, after an aborted transaction).",

@@ -230,9 +230,9 @@ type Processor struct {
 	parts  map[int32]*partState
 	inputs map[string]int // input topic -> index of its clock in partState
 	merge  mergeScratch   // reused by handleMerged every poll
-	events [numInputs]prometheus.Counter
+	events [numInputs]*txnCounter
 	// label counters, by outcome
-	positives, negatives prometheus.Counter
+	positives, negatives *txnCounter
 	now                  func() time.Time
 	engCfg               window.Config   // one engine per partition
 	winM                 *window.Metrics // shared by the engines
@@ -474,6 +474,7 @@ func (p *Processor) transact(ctx context.Context, sess *kgo.GroupTransactSession
 	wctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), p.cfg.FlushTimeout)
 	defer cancel()
 	handleStart := time.Now()
+	p.m.tx.begin()
 	p.handleMerged(fetches)
 	p.out = p.flushChangelog(p.out)
 	produceStart := time.Now()
@@ -495,6 +496,7 @@ func (p *Processor) transact(ctx context.Context, sess *kgo.GroupTransactSession
 			"handle_seconds", produceStart.Sub(handleStart).Seconds(), "produce_seconds", endStart.Sub(produceStart).Seconds(),
 			"end_seconds", time.Since(endStart).Seconds())
 	}
+	p.m.tx.end(committed)
 	p.resetOutputs()
 	if committed {
 		p.m.txns.WithLabelValues("committed").Inc()
