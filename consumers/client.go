@@ -36,8 +36,18 @@ func (c *KafkaConfig) SetDefaults() {
 	if c.Partitions == 0 {
 		c.Partitions = 8
 	}
-	if c.Topics == (Topics{}) {
-		c.Topics = DefaultTopics()
+	// Each topic left empty gets its default: a config that renames one
+	// keeps the others.
+	d := DefaultTopics()
+	for _, f := range []struct{ t, def *string }{
+		{&c.Topics.Clickstream, &d.Clickstream}, {&c.Topics.Cart, &d.Cart}, {&c.Topics.Transactions, &d.Transactions},
+		{&c.Topics.Features, &d.Features}, {&c.Topics.Predictions, &d.Predictions}, {&c.Topics.Labels, &d.Labels},
+		{&c.Topics.Windows, &d.Windows}, {&c.Topics.Alerts, &d.Alerts}, {&c.Topics.Reports, &d.Reports},
+		{&c.Topics.Retrain, &d.Retrain}, {&c.Topics.Models, &d.Models}, {&c.Topics.DLQ, &d.DLQ},
+	} {
+		if *f.t == "" {
+			*f.t = *f.def
+		}
 	}
 }
 

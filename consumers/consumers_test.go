@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"reflect"
 	"testing"
 	"time"
 
@@ -239,5 +240,26 @@ func TestHugeBadRecordDoesNotStopTheDLQ(t *testing.T) {
 	d := DeadLetter(cfg.Topics.DLQ, &kgo.Record{Topic: cfg.Topics.Cart, Value: make([]byte, 1_020_000)}, "record", "record: too large")
 	if err := cl.ProduceSync(ctx, d).FirstErr(); err != nil {
 		t.Fatalf("cannot dead-letter a huge record: %v", err)
+	}
+}
+
+// Renaming one topic keeps every other topic's default (a config file that
+// sets only kafka.topics.windows used to empty the rest).
+func TestSetDefaultsKeepsOtherTopics(t *testing.T) {
+	c := KafkaConfig{Topics: Topics{Windows: "my.windows"}}
+	c.SetDefaults()
+	if c.Topics.Windows != "my.windows" {
+		t.Errorf("windows topic = %q, want the configured my.windows", c.Topics.Windows)
+	}
+	v := reflect.ValueOf(c.Topics)
+	for i := range v.NumField() {
+		if v.Field(i).String() == "" {
+			t.Errorf("topic %s is empty after SetDefaults", v.Type().Field(i).Name)
+		}
+	}
+	d := DefaultTopics()
+	d.Windows = "my.windows"
+	if c.Topics != d {
+		t.Errorf("topics = %+v, want the defaults with windows renamed", c.Topics)
 	}
 }

@@ -786,22 +786,26 @@ func (p *Processor) handle(r *kgo.Record) {
 		p.watchWindows(r.Partition, ps)
 		p.parts[r.Partition] = ps
 	}
-	// The watermark as it is with this event read (windows.go): windows it
-	// closes close before the event lands in its ring.
-	ps.eng.Advance(ps.watermarkWith(ti, e.TimeMillis, now, p.cfg.AllowedLateness.Milliseconds(), p.cfg.IdleTimeout))
 	if s := ps.sessions.get(e.SessionID); s != nil && s.userID != e.UserID {
 		// Session state is keyed by session_id: merging another user's
-		// events into it would mix two users' features and labels.
+		// events into it would mix two users' features and labels. Before
+		// the watermark moves: a record refused here moves nothing.
 		p.out = append(p.out, consumers.DeadLetter(p.kafka.Topics.DLQ, r, "session_id",
 			fmt.Sprintf("session_id %q already belongs to user %q: a session_id names one session of one user", e.SessionID, s.userID)))
 		p.m.dlq.WithLabelValues("session_id").Inc()
 		return
 	}
+	// The watermark as it is with this event read (windows.go): windows it
+	// closes close before the event lands in its ring.
+	ps.eng.Advance(ps.watermarkWith(ti, e.TimeMillis, now, p.cfg.AllowedLateness.Milliseconds(), p.cfg.IdleTimeout))
+	// The input clock records the event whether the engine takes it or
+	// not (late, state_full): the engine's watermark already counts it,
+	// and the stage's must not fall behind it.
+	ps.observe(ti, e.TimeMillis, now)
 	if err := ps.eng.Update(e); err != nil {
 		p.reject(r, e, ps, err)
 		return
 	}
-	ps.observe(ti, e.TimeMillis, now)
 	s := ps.apply(e)
 	if e.Type == schemas.Purchase {
 		p.resolvePurchase(ps, s, e.TimeMillis)

@@ -479,3 +479,27 @@ func TestInternedSegmentsAreBounded(t *testing.T) {
 		t.Fatalf("%d interned segment triples, want the bound %d", n, maxInterned)
 	}
 }
+
+// A record refused before the engine takes it (a session_id that belongs to
+// another user) moves no watermark: the next valid event, behind it but
+// ahead of every accepted one, is not late. It once moved the engine's
+// watermark alone, and valid events behind it went to the DLQ as late.
+func TestRefusedRecordMovesNoWatermark(t *testing.T) {
+	s := newStage(t, true)
+	clock := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	s.p.now = func() time.Time { clock = clock.Add(time.Hour); return clock } // every input idle: the newest event time counts
+	s.send(schemas.PageView, 0, "s1", "")
+	s.raw(schemas.TopicClickstream, fmt.Sprintf(`{"event_id":"intruder","type":"page_view","ts":%q,"user_id":"u2","session_id":"s1","device":"mobile"}`,
+		t0.Add(time.Hour).Format(time.RFC3339Nano)))
+	if dlq := s.out(schemas.TopicDLQ); len(dlq) != 1 || consumers.Header(dlq[0], schemas.HeaderField) != "session_id" {
+		t.Fatalf("the other user's session_id was not refused: %v", dlq)
+	}
+	s.send(schemas.AddToCart, 2*time.Minute, "s1", cartItem)
+	if dlq := s.out(schemas.TopicDLQ); len(dlq) != 0 {
+		t.Fatalf("a valid event 2 minutes after the last accepted one was dead-lettered: %s: %s",
+			consumers.Header(dlq[0], schemas.HeaderField), consumers.Header(dlq[0], schemas.HeaderReason))
+	}
+	if n := len(s.out(schemas.TopicFeatures)); n != 1 {
+		t.Errorf("%d vectors for the cart event, want 1", n)
+	}
+}

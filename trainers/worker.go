@@ -398,7 +398,6 @@ func (w *Worker) handle(msg *message.Message) error {
 	if err != nil {
 		return fmt.Errorf("cannot build training set for %s: %w", req.IdempotencyKey, err)
 	}
-	rows, source := w.trainingSet(ctx, req, from, rows)
 	// A request another replica is training waits here, without a
 	// training slot; claim checks again once this one has a slot.
 	if trained, err := w.awaitHolder(msg.Context(), req.IdempotencyKey); err != nil || trained {
@@ -407,6 +406,13 @@ func (w *Worker) handle(msg *message.Message) error {
 			w.m.duplicates.Inc()
 		}
 		return err
+	}
+	// After awaitHolder: a request another replica trains never waits on
+	// ClickHouse; under the message's context, not DataWait's, so the
+	// ClickHouse read has its own clickhouse.wait whatever the rows took.
+	rows, source, err := w.trainingSet(msg.Context(), req, from, rows)
+	if err != nil {
+		return fmt.Errorf("cannot build training set for %s: %w", req.IdempotencyKey, err)
 	}
 	select {
 	case w.sem <- struct{}{}:
@@ -545,12 +551,19 @@ func (w *Worker) waitForRows(ctx context.Context, from time.Time) ([]schemas.Lab
 // with a warning and driftline_trainer_dataset_fallbacks_total. The
 // version records which source built it (Dataset.Source); when ClickHouse
 // is caught up both give the same rows and the same fingerprint.
-func (w *Worker) trainingSet(ctx context.Context, req schemas.RetrainRequest, from time.Time, replayed []schemas.Label) ([]schemas.Label, string) {
+func (w *Worker) trainingSet(ctx context.Context, req schemas.RetrainRequest, from time.Time, replayed []schemas.Label) ([]schemas.Label, string, error) {
 	if w.ch == nil {
 		w.m.datasetsReplay.Inc()
-		return replayed, SourceLabelsTopic
+		return replayed, SourceLabelsTopic, nil
 	}
+	// The window ends at the replay's newest row, not at the buffer's
+	// complete end read now: that may have moved since the rows were
+	// taken, and ClickHouse would then return a longer window than the
+	// replay's, with another fingerprint.
 	to := w.buf.completeEnd()
+	if len(replayed) > 0 {
+		to = slices.MaxFunc(replayed, func(a, b schemas.Label) int { return a.EventTime.Compare(b.EventTime) }).EventTime
+	}
 	deadline := time.Now().Add(w.cfg.ClickHouse.Wait)
 	var why string
 	for {
@@ -562,13 +575,18 @@ func (w *Worker) trainingSet(ctx context.Context, req schemas.RetrainRequest, fr
 				w.log.Info("training set read from ClickHouse", "key", req.IdempotencyKey, "rows", len(rows), "replayed_rows", len(replayed),
 					"from", from.Format(time.RFC3339Nano), "to", to.Format(time.RFC3339Nano))
 				w.m.datasetsCH.Inc()
-				return rows, SourceClickHouse
+				return rows, SourceClickHouse, nil
 			}
 			why = fmt.Sprintf("ClickHouse lacks %d of the %d rows the labels topic has for the window (the sink lags)", missing, len(replayed))
 		} else {
 			why = err.Error()
 		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
+		if ctx.Err() != nil {
+			// Shutting down or the message was nacked: not a ClickHouse
+			// failure; the request is delivered again.
+			return nil, "", ctx.Err()
+		}
+		if time.Now().After(deadline) {
 			break
 		}
 		select {
@@ -580,7 +598,7 @@ func (w *Worker) trainingSet(ctx context.Context, req schemas.RetrainRequest, fr
 		"waited", w.cfg.ClickHouse.Wait, "reason", why, "rows", len(replayed))
 	w.m.dataFallbacks.Inc()
 	w.m.datasetsReplay.Inc()
-	return replayed, SourceLabelsTopic
+	return replayed, SourceLabelsTopic, nil
 }
 
 // missingRows counts the rows of want whose event id is not in have.

@@ -137,3 +137,23 @@ func TestRunConfigExampleLoads(t *testing.T) {
 			cfg.Features, cfg.Monitor.Cooldown, cfg.Trainer.ClaimTTL, cfg.Roles)
 	}
 }
+
+// The trainer reads the sink's ClickHouse: --clickhouse (or the environment)
+// overrides the file's trainer.clickhouse.dsn as it does sink.dsn.
+func TestRunConfigTrainerClickHouseFollowsTheFlag(t *testing.T) {
+	clearRunEnv(t)
+	path := writeConfig(t, "kafka:\n  brokers: [b:9092]\ntrainer:\n  clickhouse:\n    dsn: clickhouse://file:9000\n    database: filedb\n")
+	cfg, err := runConfig([]string{"--config", path})
+	if err != nil || cfg.Trainer.ClickHouse.DSN != "clickhouse://file:9000" || cfg.Trainer.ClickHouse.Database != "filedb" {
+		t.Fatalf("file only: %+v, %v", cfg.Trainer.ClickHouse, err)
+	}
+	cfg, err = runConfig([]string{"--config", path, "--clickhouse", "clickhouse://flag:9000", "--clickhouse-database", "flagdb"})
+	if err != nil || cfg.Trainer.ClickHouse.DSN != "clickhouse://flag:9000" || cfg.Sink.DSN != "clickhouse://flag:9000" ||
+		cfg.Trainer.ClickHouse.Database != "flagdb" {
+		t.Errorf("flags: trainer %+v sink %q, %v", cfg.Trainer.ClickHouse, cfg.Sink.DSN, err)
+	}
+	t.Setenv(consumers.EnvClickHouseDSN, "clickhouse://env:9000")
+	if cfg, _ = runConfig([]string{"--config", path}); cfg.Trainer.ClickHouse.DSN != "clickhouse://env:9000" {
+		t.Errorf("env over the file: trainer dsn %q", cfg.Trainer.ClickHouse.DSN)
+	}
+}

@@ -66,6 +66,12 @@ func runConfig(args []string) (app.Config, error) {
 	pick := newFlagOrFile(fs, file)
 	cfg := file.cfg
 	pick.secret(&cfg.Sink.DSN, "clickhouse", "sink.dsn", *chDSN, os.Getenv(consumers.EnvClickHouseDSN))
+	// The trainer reads the sink's ClickHouse (app.New fills what is left
+	// empty from sink.*); a flag or the environment overrides its own keys.
+	pick.secret(&cfg.Trainer.ClickHouse.DSN, "clickhouse", "trainer.clickhouse.dsn", *chDSN, os.Getenv(consumers.EnvClickHouseDSN))
+	if pick.given["clickhouse-database"] {
+		cfg.Trainer.ClickHouse.Database = *chDatabase
+	}
 	pick.secret(&cfg.Webhook.URL, "alert-webhook", "webhook.url", *webhook, os.Getenv(consumers.EnvAlertWebhook))
 	if pick.use("roles", "roles") {
 		rs, err := app.ParseRoles(*roles)
