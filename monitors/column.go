@@ -47,6 +47,12 @@ type grid struct {
 	refRows        int
 	refStd         float64
 	zero, overflow int // cell indices
+	// The reference's exact range when the profile keeps it (zero
+	// otherwise): the interpolation inside a bucket stops at them.
+	hasRange bool
+	rangeLo  float64
+	rangeHi  float64
+	exact    []float64 // the sorted reference values, when kept
 }
 
 func newGrid(p *schemas.FeatureProfile) (*grid, error) {
@@ -87,6 +93,12 @@ func newGrid(p *schemas.FeatureProfile) (*grid, error) {
 		g.refCDF[i] = cum / total
 	}
 	g.refRows = int(math.Round(total))
+	if s.Min != nil && s.Max != nil {
+		g.hasRange, g.rangeLo, g.rangeHi = true, *s.Min, *s.Max
+	}
+	if len(s.Values) > 0 {
+		g.exact = s.Values
+	}
 	return g, nil
 }
 

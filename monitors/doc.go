@@ -27,7 +27,8 @@
 //     once, resolves (with hysteresis) when it clears, fires again as a new
 //     incident if it still holds a cooldown later; Bonferroni over the
 //     p-values of features x segments; one retrain request per incident with
-//     an idempotency key, a cooldown per champion and a budget per hour.
+//     an idempotency key, a cooldown per champion and a budget per hour (a
+//     request over it is held until it frees, while its incident is open).
 //   - webhook.go: an optional forwarder of driftline.alerts to a
 //     Slack-compatible webhook, with retry.
 //
@@ -37,7 +38,9 @@
 //
 // The Monitor's state is owned by its Run goroutine; only the champion the
 // registry feed announces crosses goroutines (an atomic pointer). It keeps
-// constant memory per feature and segment and refills after a restart.
+// constant memory per feature and segment and refills after a restart; the
+// incidents open before it are taken over from the alerts topic
+// (restore.go).
 //
 // The package must not import features or trainers: it reads their records
 // from topics.

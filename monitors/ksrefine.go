@@ -17,7 +17,11 @@ import (
 // reference CDF interpolated linearly across the bucket's value range
 // (the reference uniform within one bucket of 0.5% relative width). What
 // remains is the reference's own in-bucket fluctuation, which no summary
-// of it keeps.
+// of it keeps, and which a profile removes in two ways (since session 9):
+// it stores the reference's exact min and max, where the interpolation
+// stops (the CDF is 0 below the min and 1 from the max on, inside their
+// buckets too), and a small reference's sorted values themselves, against
+// which ksExact computes the raw samples' statistic, as SciPy does.
 
 // bounds returns the value range [lo, hi] of interior cell k of the grid,
 // and false for the underflow, zero and overflow cells (where the
@@ -28,11 +32,28 @@ func (g *grid) bounds(k int) (lo, hi float64, ok bool) {
 		return 0, 0, false
 	case k > g.zero: // positive bucket posOff + (k - zero - 1)
 		i := g.posOff + k - g.zero - 1
-		return g.m.LowerBound(i), g.m.LowerBound(i + 1), true
+		lo, hi = g.m.LowerBound(i), g.m.LowerBound(i+1)
 	default: // negative bucket negOff + (zero - 1 - k), mirrored
 		i := g.negOff + g.zero - 1 - k
-		return -g.m.LowerBound(i + 1), -g.m.LowerBound(i), true
+		lo, hi = -g.m.LowerBound(i+1), -g.m.LowerBound(i)
 	}
+	if g.hasRange {
+		lo, hi = max(lo, g.rangeLo), min(hi, g.rangeHi)
+	}
+	return lo, hi, true
+}
+
+// refAt is the reference CDF at x inside interior cell k of value range
+// [lo, hi], refLo being the CDF below the cell: linear across the range,
+// a step at lo when the range is a single value.
+func refAt(refLo, refShare, lo, hi, x float64) float64 {
+	if !(hi > lo) {
+		if x >= hi {
+			return refLo + refShare
+		}
+		return refLo
+	}
+	return refLo + refShare*min(max((x-lo)/(hi-lo), 0), 1)
 }
 
 // ksScratch is reused by every refined KS evaluation of a window.
@@ -49,6 +70,9 @@ type ksScratch struct {
 func (w *driftWindow) ksRefined(f int) float64 {
 	c := w.cols[f]
 	g := c.g
+	if g.exact != nil {
+		return w.ksExact(f)
+	}
 	n := float64(w.n)
 	d := c.ksStatistic(w.n)
 	s := &w.ksr
@@ -119,17 +143,53 @@ func (w *driftWindow) ksRefined(f int) float64 {
 			for j+ties < len(s.order) && int(s.cells[s.order[j+ties]]) == cell && s.vals[s.order[j+ties]] == x {
 				ties++
 			}
-			t := 0.0
-			if hi > lo {
-				t = min(max((x-lo)/(hi-lo), 0), 1)
-			}
-			ref := refLo + refShare*t
+			ref := refAt(refLo, refShare, lo, hi, x)
 			left := float64(below+seen) / n // F_cur just below x
 			seen += ties
 			right := float64(below+seen) / n // F_cur at x
 			d = max(d, math.Abs(ref-left), math.Abs(ref-right))
 			j += ties
 		}
+	}
+	return d
+}
+
+// ksExact is the KS statistic of column f of w against the reference's
+// exact sorted values (a small reference keeps them): the sup of
+// |F_ref - F_cur| over every value of either sample, as SciPy's ks_2samp
+// computes it. A NaN of the window counts as above every value (the grid
+// puts it in the overflow cell), so F_cur stays below 1 by the NaNs' share.
+func (w *driftWindow) ksExact(f int) float64 {
+	ref := w.cols[f].g.exact
+	s := &w.ksr
+	s.vals = s.vals[:0]
+	for i := range w.n {
+		if v := w.vals[i][f].v; v == v {
+			s.vals = append(s.vals, v)
+		}
+	}
+	slices.Sort(s.vals)
+	cur := s.vals
+	m, n := float64(len(ref)), float64(w.n)
+	var d float64
+	i, j := 0, 0
+	for i < len(ref) || j < len(cur) {
+		var x float64
+		switch {
+		case i == len(ref):
+			x = cur[j]
+		case j == len(cur):
+			x = ref[i]
+		default:
+			x = min(ref[i], cur[j])
+		}
+		for i < len(ref) && ref[i] <= x {
+			i++
+		}
+		for j < len(cur) && cur[j] <= x {
+			j++
+		}
+		d = max(d, math.Abs(float64(i)/m-float64(j)/n))
 	}
 	return d
 }

@@ -24,6 +24,8 @@ type metrics struct {
 
 	suppressedCooldown prometheus.Counter
 	suppressedBudget   prometheus.Counter
+	suppressedResolved prometheus.Counter
+	restored           prometheus.Counter
 	alertChildren      map[[2]string]prometheus.Counter
 }
 
@@ -88,7 +90,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "driftline_monitor_retrain_requests_total", Help: "Retrain requests published.",
 		}),
 		suppressed: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "driftline_monitor_retrain_suppressed_total", Help: "Retrain requests not sent, by reason: cooldown (one per incident) or budget (retrains_per_hour spent).",
+			Name: "driftline_monitor_retrain_suppressed_total", Help: "Retrain requests not sent when their incidents fired, by reason: cooldown (one per incident), budget (retrains_per_hour spent: held and sent once it frees while an incident is open) or resolved (held by the budget until every incident it was for resolved: never sent).",
 		}, []string{"reason"}),
 		reports: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "driftline_monitor_reports_total", Help: "Drift and accuracy reports of the evaluations, by result: published to the reports topic, or failed (dropped).",
@@ -97,6 +99,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	m.suppressedCooldown = m.suppressed.WithLabelValues("cooldown")
 	m.suppressedBudget = m.suppressed.WithLabelValues("budget")
+	m.suppressedResolved = m.suppressed.WithLabelValues("resolved")
+	m.restored = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "driftline_monitor_incidents_restored_total", Help: "Open incidents a starting monitor took over from the alerts topic (firing before a restart).",
+	})
+	reg.MustRegister(m.restored)
 	reg.MustRegister(m.brier, m.ece, m.precision, m.recall, m.labelLag, m.drift, m.segmentAccuracy, m.segmentsDropped, m.covered)
 	reg.MustRegister(m.psi, m.auc, m.logLoss, m.version, m.alerts, m.retrains, m.suppressed, m.reports)
 	return m

@@ -110,8 +110,11 @@ type Config struct {
 	// incident (a `resolved` alert). Default: Consecutive.
 	ClearConsecutive int `yaml:"clear_consecutive"`
 	// RetrainsPerHour caps retrain requests per rolling hour of event time,
-	// whatever the incidents; requests over it are counted in
-	// driftline_monitor_retrain_suppressed_total{reason="budget"}.
+	// whatever the incidents; a request over it is counted in
+	// driftline_monitor_retrain_suppressed_total{reason="budget"} and held:
+	// it goes out once the budget frees if one of its incidents is still
+	// open (once; incidents that open meanwhile join it), and is dropped,
+	// counted as reason="resolved", if all of them resolved first.
 	// Default 3; negative: no cap.
 	RetrainsPerHour int `yaml:"retrains_per_hour"`
 }
@@ -271,6 +274,14 @@ type Monitor struct {
 	// breach would ask again before the cooldown).
 	retrain   *schemas.RetrainRequest
 	retrainAt time.Time
+	// held is a retrain request the hourly budget held back: sent once the
+	// budget frees if one of its incidents is still firing, dropped when
+	// all of them resolved first (see releaseHeld).
+	held *heldRetrain
+	// restored are the incidents open on the alerts topic when Run
+	// started, by champion version and dedup key; install takes over the
+	// champion's (see restore.go).
+	restored  map[int]map[string]*incident
 	score     [1]float64
 	incidents map[string]*incident // by dedup key, for the champion
 	detectors []errorDetector
@@ -312,6 +323,13 @@ func (mo *Monitor) Run(ctx context.Context) error {
 	case <-mo.feed.Ready():
 	case <-ctx.Done():
 		return nil
+	}
+	// Before the champion installs: it takes over its open incidents.
+	if err := mo.restoreIncidents(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		mo.log.Error("incidents open before this start are not taken over: a condition still breaching opens a new one", "err", err)
 	}
 	if v := mo.feed.Champion(mo.cfg.Model); v != nil {
 		mo.install(v)
@@ -380,7 +398,14 @@ func (mo *Monitor) install(v *schemas.ModelVersion) {
 	mo.acc = newAccuracyWindow(mo.cfg.AccuracyWindow)
 	mo.lastDrop = time.Time{}
 	mo.retrain = nil // asked for the outgoing champion
+	mo.held = nil
 	mo.incidents = map[string]*incident{}
+	for key, in := range mo.restored[v.Version] {
+		mo.incidents[key] = in
+		mo.m.restored.Inc()
+		mo.log.Info("incident taken over from before the restart", "incident", in.id, "dedup_key", key)
+	}
+	delete(mo.restored, v.Version)
 	mo.detectors, _ = mo.cfg.newDetectors() // Validate built them once already
 	if mo.drift != nil {
 		mo.attachGauges(mo.drift, "")
@@ -546,6 +571,7 @@ func (mo *Monitor) evaluateAccuracy(at time.Time) {
 // alpha by: the segments evaluated beside all traffic. retrain says
 // whether opening incidents ask for a retrain.
 func (mo *Monitor) judge(reason string, checks []check, at time.Time, families int, retrain bool) {
+	defer mo.releaseHeld(at) // after the incidents moved: one that resolved no longer asks
 	bonferroni(checks, families)
 	var ids []string
 	var since time.Time
@@ -622,17 +648,78 @@ func (mo *Monitor) alert(c *check, in *incident, status string, at time.Time) sc
 
 // requestRetrain publishes one retrain request per incident: not again for
 // this champion until the cooldown (event time) has passed, and not more
-// than the budget per hour.
+// than the budget per hour. A request over the budget is held and goes out
+// once the budget frees, if its incidents are still open (releaseHeld);
+// incidents that open while one is held join it, so they too get one
+// request between them.
 func (mo *Monitor) requestRetrain(reason string, alerts []string, since, at time.Time) {
 	if !mo.lastDrop.IsZero() && at.Sub(mo.lastDrop) < mo.cfg.Cooldown {
 		mo.m.suppressedCooldown.Inc()
 		return
 	}
-	if !mo.budget.allow(at) {
-		mo.m.suppressedBudget.Inc()
-		mo.log.Warn("retrain request suppressed: hourly budget spent", "budget", mo.cfg.RetrainsPerHour, "alerts", alerts)
+	if h := mo.held; h != nil {
+		h.alerts = append(h.alerts, alerts...)
+		if since.Before(h.since) {
+			h.since = since
+		}
+		mo.releaseHeld(at)
 		return
 	}
+	if !mo.budget.allow(at) {
+		mo.m.suppressedBudget.Inc()
+		mo.held = &heldRetrain{reason: reason, alerts: slices.Clone(alerts), since: since}
+		mo.log.Warn("retrain request held: hourly budget spent; sent when it frees if the incident is still open",
+			"budget", mo.cfg.RetrainsPerHour, "alerts", alerts)
+		return
+	}
+	mo.sendRetrain(reason, alerts, since, at)
+}
+
+// heldRetrain is a retrain request the budget held back.
+type heldRetrain struct {
+	reason string
+	alerts []string // incident ids
+	since  time.Time
+}
+
+// releaseHeld sends the held retrain request once the budget allows one
+// at event time at, naming the incidents of it that are still firing;
+// when none is, the request is dropped (counted as suppressed, reason
+// resolved). The idempotency key follows the same rule as an immediate
+// request's (model, version, start of the earliest breach), and the
+// request goes out once: it is no longer held after.
+func (mo *Monitor) releaseHeld(at time.Time) {
+	h := mo.held
+	if h == nil {
+		return
+	}
+	h.alerts = slices.DeleteFunc(h.alerts, func(id string) bool { return !mo.firing(id) })
+	if len(h.alerts) == 0 {
+		mo.held = nil
+		mo.m.suppressedResolved.Inc()
+		mo.log.Info("held retrain request dropped: its incidents resolved before the budget freed")
+		return
+	}
+	if !mo.budget.allow(at) {
+		return
+	}
+	mo.held = nil
+	mo.sendRetrain(h.reason, h.alerts, h.since, at)
+}
+
+// firing reports whether the incident with this id is open.
+func (mo *Monitor) firing(id string) bool {
+	for _, in := range mo.incidents {
+		if in.id == id {
+			return in.firing
+		}
+	}
+	return false
+}
+
+// sendRetrain publishes a retrain request for incidents alerts, whose
+// breach began at since, decided at event time at.
+func (mo *Monitor) sendRetrain(reason string, alerts []string, since, at time.Time) {
 	req := schemas.RetrainRequest{
 		IdempotencyKey: fmt.Sprintf("%s/v%d/%s", mo.champ.Model, mo.champ.Version, since.UTC().Format(time.RFC3339)),
 		Model:          mo.champ.Model, FromVersion: mo.champ.Version, Reason: reason,

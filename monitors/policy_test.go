@@ -173,3 +173,93 @@ func TestAlertsMatchTheirJSONSchema(t *testing.T) {
 		t.Errorf("%d alerts with statuses %v, want firing and resolved ones", n, statuses)
 	}
 }
+
+// A retrain request the hourly budget held back goes out once the budget
+// frees, while its incident is still open, exactly once, with the
+// idempotency key of its breach; one whose incident resolves first is
+// dropped. Event time is the clock: vectors 200 ms apart.
+func TestBudgetHeldRetrainIsSentWhenTheBudgetFrees(t *testing.T) {
+	for _, resolves := range []bool{false, true} {
+		name := "incident still open"
+		if resolves {
+			name = "incident resolved first"
+		}
+		t.Run(name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(11, 12))
+			w := newWatched(t, Config{Cooldown: 40 * time.Minute, RetrainsPerHour: 1}, reference(rng, 20000))
+			at := func(i int) time.Time { return t0.Add(time.Duration(i) * 200 * time.Millisecond) }
+			i := 0
+			feedUntil := func(end time.Time, price, mobile float64) {
+				for ; at(i).Before(end); i++ {
+					w.vector(t, at(i), sample(rng, price, mobile))
+				}
+			}
+			feedUntil(at(3000), 40, 0.5)
+			feedUntil(at(6000), 80, 0.5)  // price shifts: fires, asks for a retrain
+			feedUntil(at(16000), 40, 0.5) // and resolves
+			alerts := drain[schemas.Alert](w.alerts)
+			first := drain[schemas.RetrainRequest](w.retrain)
+			if len(alerts) != 2 || len(first) != 1 {
+				t.Fatalf("price incident: %d alerts, %d retrain requests; want firing + resolved and 1", len(alerts), len(first))
+			}
+			spent := alerts[0].EventTime // the budget's one request of the hour
+			mobileFrom := at(i)
+
+			// The mobile share moves 53 min in: past the cooldown (40 min),
+			// inside the hour of the first request: held by the budget.
+			if resolves {
+				feedUntil(at(i+2000), 40, 0.95)
+				feedUntil(spent.Add(time.Hour-time.Minute), 40, 0.5)
+			} else {
+				feedUntil(spent.Add(time.Hour-time.Minute), 40, 0.95)
+			}
+			alerts = drain[schemas.Alert](w.alerts)
+			if len(alerts) == 0 || alerts[0].Feature != "mobile" || alerts[0].Status != schemas.AlertFiring {
+				t.Fatalf("want a firing alert for mobile, got %+v", alerts)
+			}
+			mobile := alerts[0]
+			if resolves && (len(alerts) != 2 || alerts[1].Status != schemas.AlertResolved) {
+				t.Fatalf("want mobile's incident resolved, got %+v", alerts)
+			}
+			if n := len(drain[schemas.RetrainRequest](w.retrain)); n != 0 {
+				t.Fatalf("%d retrain requests while the hour's budget was spent", n)
+			}
+			if got := testutil.ToFloat64(w.mo.m.suppressedBudget); got != 1 {
+				t.Errorf("suppressed{reason=budget} = %g, want 1", got)
+			}
+
+			// The budget frees an hour after the first request; the breach
+			// (if it goes on) stays under a cooldown since mobile fired.
+			price, share := 40.0, 0.95
+			if resolves {
+				share = 0.5
+			}
+			feedUntil(mobile.EventTime.Add(35*time.Minute), price, share)
+			reqs := drain[schemas.RetrainRequest](w.retrain)
+			if resolves {
+				if len(reqs) != 0 {
+					t.Errorf("retrain requested for a resolved incident: %+v", reqs)
+				}
+				if got := testutil.ToFloat64(w.mo.m.suppressedResolved); got != 1 {
+					t.Errorf("suppressed{reason=resolved} = %g, want 1", got)
+				}
+				return
+			}
+			if len(reqs) != 1 {
+				t.Fatalf("%d retrain requests once the budget freed, want exactly 1: %+v", len(reqs), reqs)
+			}
+			r := reqs[0]
+			if len(r.Alerts) != 1 || r.Alerts[0] != mobile.Incident || r.Reason != schemas.AlertDrift || r.FromVersion != 1 ||
+				r.DataFrom.Before(mobileFrom) || r.DataFrom.After(mobile.EventTime) ||
+				r.IdempotencyKey != "purchase_propensity/v1/"+r.DataFrom.UTC().Format(time.RFC3339) || r.IdempotencyKey == first[0].IdempotencyKey {
+				t.Errorf("held retrain request = %+v (mobile alert %+v, first request %+v)", r, mobile, first[0])
+			}
+			if got := testutil.ToFloat64(w.mo.m.retrains); got != 2 {
+				t.Errorf("retrain_requests_total = %g, want 2", got)
+			}
+			if len(drain[schemas.Alert](w.alerts)) != 0 {
+				t.Error("mobile alerted again within its cooldown")
+			}
+		})
+	}
+}

@@ -393,6 +393,15 @@ type Sketch struct {
 	Zero             float64    `json:"zero,omitempty"`
 	Positive         SketchBins `json:"positive"`
 	Negative         SketchBins `json:"negative"`
+	// Min and Max are the smallest and largest value sketched (absent in
+	// records written before session 9): the reference CDF is 0 below Min
+	// and 1 from Max on, also inside the buckets that hold them.
+	Min *float64 `json:"min,omitempty"`
+	Max *float64 `json:"max,omitempty"`
+	// Values are the sketched values themselves, sorted, when there are
+	// few enough of them (internal/profile.MaxExactValues, a reference
+	// small enough to be judged by KS): the monitor's KS is then exact.
+	Values []float64 `json:"values,omitempty"`
 }
 
 // SketchBins are consecutive DDSketch buckets.

@@ -1,10 +1,12 @@
 package profile
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"runtime"
 	"slices"
+	"strconv"
 	"sync"
 
 	"github.com/DataDog/sketches-go/ddsketch"
@@ -185,14 +187,58 @@ func BuildSketch(v []float64) *schemas.Sketch {
 			_ = sk.Add(x) // finite values within the mapping's range always add
 		}
 	}
-	return &schemas.Sketch{
+	out := &schemas.Sketch{
 		Mapping:          MappingCubic,
 		RelativeAccuracy: SketchAccuracy,
 		Zero:             sk.GetZeroCount(),
 		Positive:         storeBins(sk.GetPositiveValueStore()),
 		Negative:         storeBins(sk.GetNegativeValueStore()),
 	}
+	var finite []float64
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for _, x := range v {
+		if !math.IsNaN(x) && !math.IsInf(x, 0) {
+			lo, hi = min(lo, x), max(hi, x)
+			if len(finite) <= MaxExactValues {
+				finite = append(finite, x)
+			}
+		}
+	}
+	if lo <= hi {
+		out.Min, out.Max = &lo, &hi
+	}
+	if len(finite) > 0 && len(finite) <= MaxExactValues && jsonBytes(finite) <= MaxExactBytes {
+		slices.Sort(finite)
+		out.Values = finite
+	}
+	return out
 }
+
+// jsonBytes is about the length of v as a JSON array (shortest float
+// forms and commas).
+func jsonBytes(v []float64) int {
+	var buf [32]byte
+	n := 2
+	for _, x := range v {
+		n += len(strconv.AppendFloat(buf[:0], x, 'g', -1, 64)) + 1
+	}
+	return n
+}
+
+// MaxExactValues bounds the values a sketch keeps verbatim
+// (schemas.Sketch.Values): a reference of at most this many rows is judged
+// by KS (Evidently's switch, monitors.SmallSampleRows), and its empirical
+// CDF climbs in steps of at least 1/MaxExactValues, more than the 1e-3 a
+// sketch may be off; with the values the monitor's KS is SciPy's. Values
+// are also kept only while their JSON stays within MaxExactBytes (1000
+// prices with cents or integers fit; 1000 full-precision float64s do not,
+// and such a feature keeps its sketch and range alone), so a version
+// record grows by at most MaxExactBytes per feature, and only for a small
+// training set.
+const (
+	MaxExactValues = 1000
+	MaxExactBytes  = 16 << 10
+)
 
 func storeBins(st store.Store) schemas.SketchBins {
 	lo, err := st.MinIndex()
@@ -324,6 +370,43 @@ func Validate(p *schemas.FeatureProfile) error {
 		if !(s.Zero >= 0) || !(total > 0) {
 			return fmt.Errorf("profile %q: sketch holds no values", p.Name)
 		}
+		if err := validateExact(s, total); err != nil {
+			return fmt.Errorf("profile %q: %w", p.Name, err)
+		}
+	}
+	return nil
+}
+
+// validateExact checks the optional exact parts of a sketch holding total
+// values: finite Min <= Max, given together, and Values sorted, finite,
+// within [Min, Max] and as many as the sketch counts.
+func validateExact(s *schemas.Sketch, total float64) error {
+	if (s.Min == nil) != (s.Max == nil) {
+		return errors.New("sketch has only one of min and max")
+	}
+	if s.Min != nil {
+		lo, hi := *s.Min, *s.Max
+		if math.IsNaN(lo) || math.IsInf(lo, 0) || math.IsNaN(hi) || math.IsInf(hi, 0) || lo > hi {
+			return fmt.Errorf("sketch min %g, max %g", lo, hi)
+		}
+	}
+	if len(s.Values) == 0 {
+		return nil
+	}
+	if len(s.Values) > MaxExactValues {
+		return fmt.Errorf("sketch keeps %d values, at most %d", len(s.Values), MaxExactValues)
+	}
+	if math.Abs(float64(len(s.Values))-total) > 0.5 {
+		return fmt.Errorf("sketch keeps %d values but counts %g", len(s.Values), total)
+	}
+	for i, x := range s.Values {
+		if math.IsNaN(x) || math.IsInf(x, 0) || (i > 0 && x < s.Values[i-1]) {
+			return fmt.Errorf("sketch values not sorted and finite at %d (%g)", i, x)
+		}
+	}
+	if s.Min != nil && (s.Values[0] != *s.Min || s.Values[len(s.Values)-1] != *s.Max) {
+		return fmt.Errorf("sketch values span [%g, %g], min and max say [%g, %g]",
+			s.Values[0], s.Values[len(s.Values)-1], *s.Min, *s.Max)
 	}
 	return nil
 }

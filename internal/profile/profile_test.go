@@ -369,3 +369,99 @@ func TestSketchQuantilesSizeAndJSON(t *testing.T) {
 		t.Errorf("old profile: %v %v", err, Validate(&old))
 	}
 }
+
+// A sketch keeps the reference's exact min and max, and a small
+// reference's sorted values (at most MaxExactValues, so only small
+// training sets pay for them); a larger one keeps only the range.
+func TestSketchExactRangeAndValues(t *testing.T) {
+	rng := rand.New(rand.NewPCG(31, 32))
+	sample := func(n int) []float64 {
+		v := make([]float64, n)
+		for i := range v {
+			v[i] = math.Round(40*rng.ExpFloat64()*1000) / 1000
+		}
+		v[n/2] = math.NaN() // not a value of the sketch
+		return v
+	}
+	// Full precision: 1000 values are about 19 KB of JSON, over
+	// MaxExactBytes, so only the range is kept.
+	full := make([]float64, MaxExactValues)
+	for i := range full {
+		full[i] = 40 * rng.ExpFloat64()
+	}
+	if s := BuildOne("ratio", full, 10).Sketch; s.Values != nil || s.Min == nil {
+		t.Errorf("%d full-precision values (~%d B): %d kept, min %v", len(full), jsonBytes(full), len(s.Values), s.Min)
+	}
+	for _, n := range []int{800, MaxExactValues + 1, MaxExactValues + 2, 50000} {
+		v := sample(n)
+		p := BuildOne("price", v, 10)
+		finite := slices.DeleteFunc(slices.Clone(v), func(x float64) bool { return x != x })
+		slices.Sort(finite)
+		s := p.Sketch
+		if s.Min == nil || s.Max == nil || *s.Min != finite[0] || *s.Max != finite[len(finite)-1] {
+			t.Fatalf("n %d: min %v max %v, want %g %g", n, s.Min, s.Max, finite[0], finite[len(finite)-1])
+		}
+		if keep := len(finite) <= MaxExactValues; keep != (s.Values != nil) || (keep && !slices.Equal(s.Values, finite)) {
+			t.Errorf("n %d (%d finite): %d exact values kept", n, len(finite), len(s.Values))
+		}
+		b, err := json.Marshal(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A KS-sized reference at three decimals stays near the 6 KiB a
+		// large reference's sketch may take.
+		t.Logf("n %d: %d bytes of JSON", n, len(b))
+		if n <= MaxExactValues+2 && len(b) > 12<<10 {
+			t.Errorf("n %d: profile is %d bytes of JSON", n, len(b))
+		}
+		var back schemas.FeatureProfile
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatal(err)
+		}
+		if err := Validate(&back); err != nil {
+			t.Fatalf("n %d: %v", n, err)
+		}
+		if !slices.Equal(back.Sketch.Values, s.Values) || *back.Sketch.Min != *s.Min || *back.Sketch.Max != *s.Max {
+			t.Errorf("n %d: exact parts do not survive JSON", n)
+		}
+	}
+}
+
+// A registry record written before the sketch kept its range and values
+// decodes and validates; inconsistent exact parts are rejected.
+func TestValidateExactParts(t *testing.T) {
+	old := `{"name":"price","edges":[1,2],"fractions":[0.25,0.25,0.5],"distinct":11,"rows":4,"mean":2,"std":1,` +
+		`"sketch":{"mapping":"cubic","relative_accuracy":0.005,"positive":{"offset":0,"counts":[4]},"negative":{"offset":0,"counts":[]}}}`
+	var p schemas.FeatureProfile
+	if err := json.Unmarshal([]byte(old), &p); err != nil {
+		t.Fatal(err)
+	}
+	if err := Validate(&p); err != nil || p.Sketch.Min != nil || p.Sketch.Values != nil {
+		t.Fatalf("old record: %v (min %v, values %v)", err, p.Sketch.Min, p.Sketch.Values)
+	}
+	f := func(x float64) *float64 { return &x }
+	for _, c := range []struct {
+		name     string
+		min, max *float64
+		values   []float64
+		ok       bool
+	}{
+		{"range and values", f(1), f(4), []float64{1, 2, 3, 4}, true},
+		{"range only", f(1), f(4), nil, true},
+		{"min without max", f(1), nil, nil, false},
+		{"min above max", f(5), f(4), nil, false},
+		{"infinite max", f(1), f(math.Inf(1)), nil, false},
+		{"unsorted", f(1), f(4), []float64{1, 3, 2, 4}, false},
+		{"NaN value", nil, nil, []float64{1, 2, math.NaN(), 4}, false},
+		{"fewer than counted", f(1), f(3), []float64{1, 2, 3}, false},
+		{"outside the range", f(1), f(4), []float64{0, 2, 3, 4}, false},
+	} {
+		q := p
+		sk := *p.Sketch
+		sk.Min, sk.Max, sk.Values = c.min, c.max, c.values
+		q.Sketch = &sk
+		if err := Validate(&q); (err == nil) != c.ok {
+			t.Errorf("%s: Validate = %v", c.name, err)
+		}
+	}
+}
