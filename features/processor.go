@@ -287,7 +287,10 @@ func New(cfg Config, kafka consumers.KafkaConfig, feed *consumers.ModelFeed, log
 		return nil, err
 	}
 	p.engCfg = window.Config{Definitions: defs, AllowedLateness: cfg.AllowedLateness, UserTTL: cfg.UserTTL,
-		SessionTTL: cfg.SessionTTL, MaxKeys: cfg.MaxKeys, CallerWatermark: true}
+		SessionTTL: cfg.SessionTTL, MaxKeys: cfg.MaxKeys, CallerWatermark: true,
+		// The watermark is the minimum over the inputs, which alignment
+		// keeps within MaxInputSkew of each other: rings hold that lag too.
+		RingSlack: max(cfg.MaxInputSkew, 0)}
 	eng, err := window.New(p.engCfg, p.log, nil)
 	if err != nil {
 		return nil, fmt.Errorf("cannot create window engine: %w", err)

@@ -45,10 +45,19 @@ type Config struct {
 	// CallerWatermark: events do not move the watermark; only Advance does.
 	// For a caller whose watermark is not the maximum event time minus the
 	// lateness (the feature stage's waits for every input topic of the
-	// partition). Rings are still sized for AllowedLateness: a caller that
-	// holds the watermark further back may see Stats().Overflowed for
-	// tumbling, hopping and session windows.
+	// partition). Rings are sized for AllowedLateness plus RingSlack: a
+	// caller that holds the watermark further back than that behind the
+	// newest event time sees Stats().Overflowed (and
+	// driftline_window_overflows_total) for tumbling, hopping and session
+	// windows.
 	CallerWatermark bool `yaml:"-"`
+	// RingSlack widens the rings of tumbling, hopping and session windows
+	// for a caller whose watermark may lag the newest event time by more
+	// than AllowedLateness: the feature stage sets its max_input_skew. It
+	// costs words per key (for windowed features only) and is part of the
+	// layout, so changelog records written with another slack do not
+	// restore (the caller rebuilds from the inputs). Default 0.
+	RingSlack time.Duration `yaml:"-"`
 }
 
 func (c *Config) setDefaults() {
@@ -82,8 +91,11 @@ func (c *Config) Validate() error {
 	if c.UserTTL < 0 || c.SessionTTL < 0 {
 		return fmt.Errorf("window: user_ttl and session_ttl must be >= 0, got %s and %s", c.UserTTL, c.SessionTTL)
 	}
-	if c.MaxKeys < 0 {
-		return fmt.Errorf("window: max_keys must be >= 0, got %d", c.MaxKeys)
+	if c.MaxKeys < 0 || c.MaxKeys > maxSlots {
+		return fmt.Errorf("window: max_keys must be in [0, %d], got %d", maxSlots, c.MaxKeys)
+	}
+	if c.RingSlack < 0 {
+		return fmt.Errorf("window: ring_slack must be >= 0, got %s", c.RingSlack)
 	}
 	return nil
 }
@@ -128,7 +140,16 @@ type Engine struct {
 	scratch  []float64
 	onClose  func(Result)
 	stats    Stats
+
+	// Overflow warnings are rate limited (wall time): one per
+	// overflowLogEvery per engine, with the count since the last one.
+	overflowLogAt time.Time
+	overflowQuiet int64 // overflows not logged since overflowLogAt
 }
+
+// overflowLogEvery is the least wall time between two overflow warnings of
+// an engine.
+const overflowLogEvery = time.Minute
 
 // New returns an engine for cfg. m may be nil (no metrics); share one
 // Metrics between the engines of a process.
@@ -151,7 +172,7 @@ func New(cfg Config, log *slog.Logger, m *Metrics) (*Engine, error) {
 		t := newTable(ent, ttl[ent])
 		for i := range e.defs {
 			if e.defs[i].entity == ent {
-				l := newLayout(&e.defs[i], i, t.stride, e.lateness)
+				l := newLayout(&e.defs[i], i, t.stride, e.lateness+cfg.RingSlack.Milliseconds())
 				t.stride += l.nb * l.bw
 				maxBucket = max(maxBucket, l.bw)
 				t.feats = append(t.feats, l)
@@ -256,7 +277,7 @@ func (e *Engine) Update(ev *schemas.Event) error {
 			slots[ent] = s
 		}
 		if ent == int(Session) && slots[User] >= 0 {
-			e.tables[User].meta(slots[User]).hint = s
+			e.tables[User].meta(slots[User]).setHint(s)
 		}
 		e.apply(t, s, ev, bit)
 	}
@@ -269,8 +290,8 @@ func (e *Engine) Update(ev *schemas.Event) error {
 func (e *Engine) lookup(ent Entity, ev *schemas.Event, user int32) (int32, bool) {
 	t := e.tables[ent]
 	if ent == Session && user >= 0 {
-		if h := e.tables[User].meta(user).hint; h >= 0 && h < t.used {
-			if m := t.meta(h); m.live && m.key == ev.SessionID {
+		if h := e.tables[User].meta(user).hint(); h >= 0 && h < t.used {
+			if m := t.meta(h); m.live() && m.key() == ev.SessionID {
 				return h, true
 			}
 		}
@@ -287,7 +308,7 @@ func (e *Engine) Key(ent Entity, key string) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	return t.meta(s).key, true
+	return t.meta(s).key(), true
 }
 
 func keyOf(ent Entity, ev *schemas.Event) string {
@@ -340,7 +361,7 @@ func (e *Engine) apply(t *table, s int32, ev *schemas.Event, bit uint16) {
 			if b[1] > 0 && int64(b[0]) != start {
 				// Cannot happen while the watermark is the maximum event
 				// time minus the lateness the ring was sized for.
-				e.stats.Overflowed++
+				e.overflow(l.d, ts)
 				clear(b)
 			}
 			b[0] = float64(start)
@@ -348,7 +369,7 @@ func (e *Engine) apply(t *table, s int32, ev *schemas.Event, bit uint16) {
 		case SessionGap:
 			b = e.sessionBucket(w[l.off:l.off+l.nb*l.bw], l, ts)
 			if b == nil {
-				e.stats.Overflowed++
+				e.overflow(l.d, ts)
 				continue
 			}
 			due = min(due, int64(b[1])+d.gap)
@@ -364,10 +385,23 @@ func (e *Engine) apply(t *table, s int32, ev *schemas.Event, bit uint16) {
 		}
 	}
 	if due < m.due {
-		m.due = due
-		e.timers.push(timer{due: due, slot: s, ent: t.ent})
+		e.schedule(t, s, due)
 	}
 	t.markDirty(s)
+}
+
+// overflow counts a contribution of feature d that found no window slot
+// and warns, at most once per overflowLogEvery: the window data is lost.
+func (e *Engine) overflow(d *def, ts int64) {
+	e.stats.Overflowed++
+	e.m.overflowed()
+	e.overflowQuiet++
+	if now := time.Now(); now.Sub(e.overflowLogAt) >= overflowLogEvery {
+		e.log.Warn("window ring overflow: window data lost; the watermark lags the newest event time by more than the rings hold (allowed lateness plus ring slack)",
+			"feature", d.name, "event_time_ms", ts, "watermark_ms", e.wm, "max_event_time_ms", e.maxTS,
+			"overflows", e.overflowQuiet, "overflows_total", e.stats.Overflowed)
+		e.overflowLogAt, e.overflowQuiet = now, 0
+	}
 }
 
 // sessionBucket returns the session window of a feature that an event at ts
@@ -523,16 +557,18 @@ func (e *Engine) sumPanes(l *layout, ws []float64, start int64, acc []float64) {
 func (e *Engine) advance(wm int64) {
 	old := e.wm
 	e.wm = wm
-	for len(e.timers) > 0 && e.timers[0].due <= wm {
-		tm := e.timers.pop()
-		t := e.tables[tm.ent]
-		m := t.meta(tm.slot)
-		if !m.live || m.due != tm.due {
-			continue // superseded by an earlier due, or the key is gone
+	for len(e.timers) > 0 {
+		r := e.timers[0]
+		t := e.tables[r>>31]
+		s := int32(r &^ (1 << 31))
+		m := t.meta(s)
+		if m.due > wm {
+			break
 		}
-		next, open := e.close(t, tm.slot, old, wm)
+		e.unschedule(t, s)
+		next, open := e.close(t, s, old, wm)
 		if !open && m.seen+t.ttl <= wm {
-			e.expire(t, tm.slot)
+			e.expire(t, s)
 			continue
 		}
 		if exp := m.seen + t.ttl; !open {
@@ -540,8 +576,7 @@ func (e *Engine) advance(wm int64) {
 		} else if exp > wm && exp < next {
 			next = exp
 		}
-		m.due = next
-		e.timers.push(timer{due: next, slot: tm.slot, ent: t.ent})
+		e.schedule(t, s, next)
 	}
 }
 
@@ -626,7 +661,7 @@ func (e *Engine) emit(l *layout, t *table, s int32, start, end int64, agg []floa
 		return
 	}
 	e.onClose(Result{
-		Feature: l.idx, Name: l.d.name, Entity: t.ent, Key: t.meta(s).key,
+		Feature: l.idx, Name: l.d.name, Entity: t.ent, Key: t.meta(s).key(),
 		Start: start, End: end, Value: final(l.d, agg, end), Events: int(agg[0]),
 	})
 }
@@ -634,6 +669,7 @@ func (e *Engine) emit(l *layout, t *table, s int32, start, end int64, agg []floa
 func (e *Engine) expire(t *table, s int32) {
 	e.stats.Expired++
 	e.m.expired(t.ent)
+	e.unschedule(t, s)
 	t.remove(s)
 }
 

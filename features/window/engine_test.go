@@ -2,10 +2,12 @@ package window
 
 import (
 	"errors"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -501,6 +503,75 @@ func TestKeyIndex(t *testing.T) {
 	for k, s := range model {
 		if got, _, ok := tb.index.find(tb, k); !ok || got != s {
 			t.Fatalf("%s: %d, %v; want %d", k, got, ok, s)
+		}
+	}
+}
+
+// TestOverflowIsCounted: a caller that holds the watermark back more than a
+// ring holds loses window data; the loss is counted in Stats, in
+// driftline_window_overflows_total and warned about once per minute, naming
+// the feature. RingSlack sized for the lag keeps every window.
+func TestOverflowIsCounted(t *testing.T) {
+	defs, err := Parse([]byte(`
+features:
+  - {name: adds_1m, entity: session, events: [add_to_cart], aggregation: count, window: {kind: tumbling, size: 1m}}
+  - {name: adds_gap, entity: session, events: [add_to_cart], aggregation: count, window: {kind: session, gap: 1m}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := int64(29_916_667 * 60_000) // a whole minute
+	// Minutes 0, 3, 6 and 9: four windows of each feature while the
+	// caller's watermark stays before t0.
+	run := func(slack time.Duration) (*Engine, *Metrics, string, []Result) {
+		reg := prometheus.NewPedanticRegistry()
+		m := NewMetrics(reg)
+		var logs strings.Builder
+		log := slog.New(slog.NewTextHandler(&logs, nil))
+		e, err := New(Config{Definitions: defs, AllowedLateness: 10 * time.Second, CallerWatermark: true, RingSlack: slack}, log, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var closed []Result
+		e.OnClose(func(r Result) { closed = append(closed, r) })
+		e.Advance(t0)
+		for i := range int64(4) {
+			ev := cartEvent("u1", "s1", t0+i*3*60_000, schemas.AddToCart)
+			if err := e.Update(&ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+		e.Advance(t0 + time.Hour.Milliseconds())
+		return e, m, logs.String(), closed
+	}
+
+	e, m, logs, closed := run(0)
+	// Tumbling: ceil(70s/1m)+1 = 3 panes, so minutes 3, 6 and 9 each land
+	// on the open pane of the one before (3 overflows, one window left);
+	// session: ceil(10s/1m)+2 = 3 slots, so minute 9 finds none (1).
+	if got := e.Stats().Overflowed; got != 4 {
+		t.Fatalf("overflowed %d, want 4", got)
+	}
+	if got := testutil.ToFloat64(m.overflows); got != 4 {
+		t.Fatalf("driftline_window_overflows_total %v, want 4", got)
+	}
+	if n := strings.Count(logs, "window ring overflow"); n != 1 || !strings.Contains(logs, "feature=adds_1m") {
+		t.Fatalf("want one rate-limited warning naming adds_1m, got:\n%s", logs)
+	}
+	if len(closed) != 1+3 {
+		t.Fatalf("%d windows closed, want 4 (1 tumbling, 3 session): %+v", len(closed), closed)
+	}
+
+	e, m, logs, closed = run(10 * time.Minute)
+	if got := e.Stats().Overflowed; got != 0 || testutil.ToFloat64(m.overflows) != 0 || logs != "" {
+		t.Fatalf("with ring slack: overflowed %d, counter %v, logs %q", got, testutil.ToFloat64(m.overflows), logs)
+	}
+	if len(closed) != 8 {
+		t.Fatalf("with ring slack: %d windows closed, want 8", len(closed))
+	}
+	for _, r := range closed {
+		if r.Value != 1 {
+			t.Fatalf("window %+v: want 1 event", r)
 		}
 	}
 }

@@ -2,7 +2,10 @@ package window
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -66,5 +69,44 @@ func TestReleaseTakesKeysOutOfTheGauge(t *testing.T) {
 	e.Release()
 	if got := testutil.ToFloat64(m.keysGauge[User]) + testutil.ToFloat64(m.keysGauge[Session]); got != 0 {
 		t.Fatalf("keys gauge after Release = %v, want 0", got)
+	}
+}
+
+// TestLongKeys: a slot header holds a key's length in 8 bits; keys of 255
+// bytes and more are held through a pointer to the string instead. Both
+// are found, handed out and expired like short ones.
+func TestLongKeys(t *testing.T) {
+	e, err := New(Config{Definitions: PurchasePropensity(), SessionTTL: time.Minute, UserTTL: time.Minute}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, n := range []int{0, 1, 254, 255, 256, 4000} {
+		keys = append(keys, strings.Repeat("k", n))
+	}
+	for i, k := range keys {
+		ev := schemas.Event{EventID: "e", Type: schemas.PageView, UserID: k, SessionID: k + "/s", TimeMillis: int64(1000 * i)}
+		if err := e.Update(&ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, k := range keys {
+		for ent, key := range []string{k, k + "/s"} {
+			if got, ok := e.Key(Entity(ent), key); !ok || got != key {
+				t.Fatalf("Key(%v, %d bytes) = %d bytes, %v", Entity(ent), len(key), len(got), ok)
+			}
+		}
+	}
+	e.Changes(func(Entity, string, bool) {})
+	e.Advance(int64(time.Hour.Milliseconds()))
+	var gone []string
+	e.Changes(func(ent Entity, key string, deleted bool) {
+		if deleted && ent == User {
+			gone = append(gone, key)
+		}
+	})
+	slices.Sort(gone)
+	if !slices.Equal(gone, keys) {
+		t.Fatalf("tombstones of %d users, want all %d with their keys", len(gone), len(keys))
 	}
 }

@@ -8,6 +8,7 @@ type Metrics struct {
 	lateTotal    prometheus.Counter
 	fullTotal    prometheus.Counter
 	emittedTotal prometheus.Counter
+	overflows    prometheus.Counter
 	expiredTotal [numEntities]prometheus.Counter
 	keysGauge    [numEntities]prometheus.Gauge
 }
@@ -27,6 +28,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "driftline_window_results_total",
 			Help: "Window results emitted when the watermark passed their end.",
 		}),
+		overflows: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "driftline_window_overflows_total",
+			Help: "Contributions to tumbling, hopping or session windows that found no slot in their ring: window data lost because the caller's watermark lagged the newest event time by more than a window's size plus lateness and ring_slack. Must stay 0.",
+		}),
 	}
 	expired := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "driftline_window_expired_keys_total",
@@ -41,7 +46,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.keysGauge[ent] = keys.WithLabelValues(ent.String())
 	}
 	if reg != nil {
-		reg.MustRegister(m.lateTotal, m.fullTotal, m.emittedTotal, expired, keys)
+		reg.MustRegister(m.lateTotal, m.fullTotal, m.emittedTotal, m.overflows, expired, keys)
 	}
 	return m
 }
@@ -61,6 +66,12 @@ func (m *Metrics) full() {
 func (m *Metrics) emitted() {
 	if m != nil {
 		m.emittedTotal.Inc()
+	}
+}
+
+func (m *Metrics) overflowed() {
+	if m != nil {
+		m.overflows.Inc()
 	}
 }
 

@@ -106,12 +106,12 @@ func (e *Engine) Changes(fn func(ent Entity, key string, deleted bool)) {
 	for _, t := range e.tables {
 		for _, s := range t.dirty {
 			m := t.meta(s)
-			if !m.dirty {
+			if !m.dirty() {
 				continue // listed twice: freed and reused in one batch
 			}
-			m.dirty = false
-			if m.live {
-				fn(t.ent, m.key, false)
+			m.hf &^= dirtyBit
+			if m.live() {
+				fn(t.ent, m.key(), false)
 			}
 		}
 		t.dirty = t.dirty[:0]
@@ -144,6 +144,7 @@ func (e *Engine) Restore(ent Entity, key string, value []byte) error {
 	s, exists := t.lookup(key)
 	if len(value) == 0 {
 		if exists {
+			e.unschedule(t, s)
 			t.remove(s)
 			t.tombs = t.tombs[:len(t.tombs)-1] // from the changelog: nothing to report
 			e.m.keys(ent, -1)
@@ -162,13 +163,15 @@ func (e *Engine) Restore(ent Entity, key string, value []byte) error {
 		return fmt.Errorf("cannot restore %s %q: %w", ent, key, err)
 	}
 	if !exists {
+		if t.used >= maxSlots && len(t.free) == 0 {
+			return fmt.Errorf("cannot restore %s %q: %w: %d keys", ent, key, ErrFull, t.live)
+		}
 		s = t.create(key)
 		e.m.keys(ent, 1)
 	}
 	copy(t.words(s), st.Words)
-	m := t.meta(s)
-	m.seen, m.due = st.Seen, e.nextDue(t, s)
-	e.timers.push(timer{due: m.due, slot: s, ent: ent})
+	t.meta(s).seen = st.Seen
+	e.schedule(t, s, e.nextDue(t, s))
 	return nil
 }
 

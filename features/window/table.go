@@ -4,21 +4,65 @@ import (
 	"hash/fnv"
 	"math"
 	"strings"
+	"unsafe"
 )
 
 // chunkSlots is the number of key slots per slab chunk: the slab grows by
 // chunks, so growing never copies the state of a million keys.
 const chunkSlots = 1024
 
-// slotMeta is what a table keeps beside a key's words.
+// slotMeta is what a table keeps beside a key's words: 32 bytes. The key
+// is a pointer to its bytes with the length beside the session hint, the
+// timer-heap position and the two flags share one word (see the bits
+// below); times are Unix ms.
 type slotMeta struct {
-	key   string
-	seen  int64 // latest event time of the key
-	due   int64 // when its timer fires: next window end or expiry
-	hint  int32 // users: the slot of the user's latest session (a guess, checked)
-	live  bool
-	dirty bool
+	kp   unsafe.Pointer // the key's bytes, or a *string for a key of longKey bytes or more
+	seen int64          // latest event time of the key
+	due  int64          // when its timer fires: next window end or expiry
+	hf   uint32         // heap position + 1 (0: no timer), liveBit, dirtyBit
+	hl   uint32         // users: the slot of the user's latest session + 1 (a guess, checked; 0: none) in the low 24 bits; the key's length in the top 8
 }
+
+const (
+	posMask  = 1<<30 - 1
+	liveBit  = 1 << 30
+	dirtyBit = 1 << 31
+	// maxSlots bounds a table's slots: a hint+1 fits 24 bits, and heap
+	// positions of both tables' keys fit posMask.
+	maxSlots = 1<<24 - 2
+	hintMask = 1<<24 - 1
+	longKey  = 255 // a key length that does not fit the 8 bits
+)
+
+func (m *slotMeta) key() string {
+	n := m.hl >> 24
+	if n == longKey {
+		return *(*string)(m.kp)
+	}
+	return unsafe.String((*byte)(m.kp), n)
+}
+
+// setKey sets the key (the engine's clone) and clears the hint.
+func (m *slotMeta) setKey(k string) {
+	if len(k) >= longKey {
+		p := new(string)
+		*p = k
+		m.kp, m.hl = unsafe.Pointer(p), longKey<<24
+		return
+	}
+	m.kp, m.hl = unsafe.Pointer(unsafe.StringData(k)), uint32(len(k))<<24
+}
+
+// hint is the slot of a user's latest session, -1 when none.
+func (m *slotMeta) hint() int32     { return int32(m.hl&hintMask) - 1 }
+func (m *slotMeta) setHint(s int32) { m.hl = m.hl&^hintMask | uint32(s+1) }
+
+func (m *slotMeta) live() bool  { return m.hf&liveBit != 0 }
+func (m *slotMeta) dirty() bool { return m.hf&dirtyBit != 0 }
+
+// pos is the key's index in the engine's timer heap, -1 when it has none.
+func (m *slotMeta) pos() int     { return int(m.hf&posMask) - 1 }
+func (m *slotMeta) setPos(i int) { m.hf = m.hf&^posMask | uint32(i+1) }
 
 // table is the state of one entity kind: fixed-size slots in a slab.
 type table struct {
@@ -60,7 +104,7 @@ func (t *table) lookup(key string) (int32, bool) {
 	}
 	s, _, ok := t.index.find(t, key)
 	if ok {
-		t.lastKey, t.lastSlot = t.meta(s).key, s
+		t.lastKey, t.lastSlot = t.meta(s).key(), s
 	}
 	return s, ok
 }
@@ -81,21 +125,25 @@ func (t *table) create(key string) int32 {
 		}
 	}
 	k := strings.Clone(key)
-	*t.meta(s) = slotMeta{key: k, seen: math.MinInt64, due: math.MaxInt64, hint: -1, live: true}
+	m := t.meta(s)
+	*m = slotMeta{seen: math.MinInt64, due: math.MaxInt64, hf: liveBit}
+	m.setKey(k)
 	clear(t.words(s))
-	t.index.insert(k, s)
+	t.index.insert(t, k, s)
 	t.live++
 	t.lastKey, t.lastSlot = k, s
 	return s
 }
 
-// remove drops a key and queues its tombstone.
+// remove drops a key and queues its tombstone. The key must have no
+// timer (Engine.unschedule).
 func (t *table) remove(s int32) {
 	m := t.meta(s)
-	if _, pos, ok := t.index.find(t, m.key); ok {
-		t.index.remove(pos)
+	key := m.key()
+	if _, pos, ok := t.index.find(t, key); ok {
+		t.index.remove(t, pos)
 	}
-	t.tombs = append(t.tombs, m.key)
+	t.tombs = append(t.tombs, key)
 	if t.lastSlot == s {
 		t.lastKey, t.lastSlot = "", -1
 	}
@@ -107,8 +155,8 @@ func (t *table) remove(s int32) {
 
 func (t *table) markDirty(s int32) {
 	m := t.meta(s)
-	if !m.dirty {
-		m.dirty = true
+	if !m.dirty() {
+		m.hf |= dirtyBit
 		t.dirty = append(t.dirty, s)
 	}
 }
@@ -143,52 +191,101 @@ func layoutHash(t *table) uint32 {
 	return h.Sum32()
 }
 
-// timer is a key's next due time: a window end or its expiry.
-type timer struct {
-	due  int64
-	slot int32
-	ent  Entity
+// timerHeap is a binary min-heap, by due, of the keys that have a timer
+// (their next window end or expiry): one 4-byte reference per key (entity
+// in the top bit, slot below), the due time read from the key's slotMeta,
+// which holds the key's position in turn, so a key's timer is moved in
+// place when its due time changes, never duplicated. It pops in the same
+// order as a heap of (due, key) entries with stale ones skipped.
+type timerHeap []uint32
+
+func timerRef(ent Entity, s int32) uint32 { return uint32(ent)<<31 | uint32(s) }
+
+func (e *Engine) timerMeta(r uint32) *slotMeta {
+	return e.tables[r>>31].meta(int32(r &^ (1 << 31)))
 }
 
-// timerHeap is a binary min-heap by due. Entries whose due no longer
-// matches their key's are stale and skipped when popped.
-type timerHeap []timer
-
-func (h *timerHeap) push(x timer) {
-	*h = append(*h, x)
-	q := *h
-	i := len(q) - 1
-	for i > 0 {
-		p := (i - 1) / 2
-		if q[p].due <= q[i].due {
-			break
-		}
-		q[p], q[i] = q[i], q[p]
-		i = p
+// schedule sets a key's due time and places its timer.
+func (e *Engine) schedule(t *table, s int32, due int64) {
+	m := t.meta(s)
+	m.due = due
+	i := m.pos()
+	if i < 0 {
+		i = len(e.timers)
+		e.timers = append(e.timers, timerRef(t.ent, s))
+		m.setPos(i)
+	}
+	if !e.timerUp(i) {
+		e.timerDown(i)
 	}
 }
 
-func (h *timerHeap) pop() timer {
-	q := *h
-	top := q[0]
-	n := len(q) - 1
-	q[0] = q[n]
-	q = q[:n]
-	i := 0
+// unschedule removes a key's timer, if it has one.
+func (e *Engine) unschedule(t *table, s int32) {
+	m := t.meta(s)
+	i := m.pos()
+	if i < 0 {
+		return
+	}
+	m.hf &^= posMask
+	n := len(e.timers) - 1
+	if i != n {
+		e.timers[i] = e.timers[n]
+		e.timerMeta(e.timers[i]).setPos(i)
+	}
+	e.timers[n] = 0
+	e.timers = e.timers[:n]
+	if i != n && !e.timerUp(i) {
+		e.timerDown(i)
+	}
+}
+
+// timerUp sifts entry i towards the root and reports whether it moved.
+func (e *Engine) timerUp(i int) bool {
+	q := e.timers
+	r := q[i]
+	m := e.timerMeta(r)
+	due := m.due
+	moved := false
+	for i > 0 {
+		p := (i - 1) / 2
+		pm := e.timerMeta(q[p])
+		if pm.due <= due {
+			break
+		}
+		q[i] = q[p]
+		pm.setPos(i)
+		i, moved = p, true
+	}
+	q[i] = r
+	m.setPos(i)
+	return moved
+}
+
+func (e *Engine) timerDown(i int) {
+	q := e.timers
+	n := len(q)
+	r := q[i]
+	m := e.timerMeta(r)
+	due := m.due
 	for {
 		l := 2*i + 1
 		if l >= n {
 			break
 		}
-		if r := l + 1; r < n && q[r].due < q[l].due {
-			l = r
+		lm := e.timerMeta(q[l])
+		if rr := l + 1; rr < n {
+			if rm := e.timerMeta(q[rr]); rm.due < lm.due {
+				l, lm = rr, rm
+			}
 		}
-		if q[i].due <= q[l].due {
+		if due <= lm.due {
 			break
 		}
-		q[i], q[l] = q[l], q[i]
+		q[i] = q[l]
+		lm.setPos(i)
 		i = l
 	}
-	*h = q
-	return top
+	q[i] = r
+	m.setPos(i)
 }
