@@ -88,10 +88,11 @@ func (p *Processor) publishWindow(part int32, eng *window.Engine, r window.Resul
 // the engine to it before the event is applied, as the engine's own rule
 // does (Update moves the watermark, then applies). The rings of tumbling and
 // hopping windows are sized for that order: applied first, an event that
-// moves the watermark by more than a ring's span (size plus lateness) lands
-// in a slot whose pane has not been closed yet, and that pane's windows are
-// lost (window.Stats.Overflowed). A late event does not move it (its time
-// is behind the watermark); the input's clock is left as it was.
+// moves the watermark by more than a ring's span (size plus lateness plus
+// the RingSlack the stage sets to MaxInputSkew) lands in a slot whose pane
+// has not been closed yet, and that pane's windows are lost (counted in
+// driftline_window_overflows_total and logged). A late event does not move
+// it (its time is behind the watermark).
 func (p *partState) watermarkWith(i int, ms int64, now time.Time, latenessMs int64, idle time.Duration) int64 {
 	saved := p.clocks[i]
 	p.clocks[i].maxTS = max(saved.maxTS, ms)
