@@ -102,6 +102,15 @@ type Config struct {
 	// transactions topic) never pauses the others. Default 5m; negative
 	// disables.
 	MaxInputSkew time.Duration `yaml:"max_input_skew"`
+	// RingSlack widens the rings of tumbling, hopping and session windows
+	// beyond AllowedLateness (window.Config.RingSlack): the stage's
+	// watermark is the minimum over its inputs, which alignment keeps within
+	// MaxInputSkew of each other, so RingSlack = MaxInputSkew keeps a
+	// backlog read from overflowing them (driftline_window_overflows_total).
+	// Default 0. It is part of the engine's layout: after a change, the
+	// changelog records of keys with such windows no longer restore (skipped
+	// and logged; those keys start empty), so set it before the first start.
+	RingSlack time.Duration `yaml:"ring_slack"`
 }
 
 func (c *Config) setDefaults() {
@@ -163,6 +172,9 @@ func (c *Config) setDefaults() {
 func (c *Config) Validate() error {
 	if c.AllowedLateness < 0 {
 		return fmt.Errorf("features: allowed_lateness must be >= 0, got %s", c.AllowedLateness)
+	}
+	if c.RingSlack < 0 {
+		return fmt.Errorf("features: ring_slack must be >= 0, got %s", c.RingSlack)
 	}
 	for _, d := range []struct {
 		name string
@@ -288,9 +300,7 @@ func New(cfg Config, kafka consumers.KafkaConfig, feed *consumers.ModelFeed, log
 	}
 	p.engCfg = window.Config{Definitions: defs, AllowedLateness: cfg.AllowedLateness, UserTTL: cfg.UserTTL,
 		SessionTTL: cfg.SessionTTL, MaxKeys: cfg.MaxKeys, CallerWatermark: true,
-		// The watermark is the minimum over the inputs, which alignment
-		// keeps within MaxInputSkew of each other: rings hold that lag too.
-		RingSlack: max(cfg.MaxInputSkew, 0)}
+		RingSlack: cfg.RingSlack}
 	eng, err := window.New(p.engCfg, p.log, nil)
 	if err != nil {
 		return nil, fmt.Errorf("cannot create window engine: %w", err)

@@ -89,7 +89,7 @@ func (p *Processor) publishWindow(part int32, eng *window.Engine, r window.Resul
 // does (Update moves the watermark, then applies). The rings of tumbling and
 // hopping windows are sized for that order: applied first, an event that
 // moves the watermark by more than a ring's span (size plus lateness plus
-// the RingSlack the stage sets to MaxInputSkew) lands in a slot whose pane
+// the stage's Config.RingSlack) lands in a slot whose pane
 // has not been closed yet, and that pane's windows are lost (counted in
 // driftline_window_overflows_total and logged). A late event does not move
 // it (its time is behind the watermark).

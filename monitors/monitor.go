@@ -317,6 +317,9 @@ func New(cfg Config, kafka consumers.KafkaConfig, feed *consumers.ModelFeed, pub
 	return mo, nil
 }
 
+// restoreIncidentsTimeout bounds reading the alerts topic at start.
+const restoreIncidentsTimeout = 2 * time.Minute
+
 // Run consumes vectors and labels until ctx ends.
 func (mo *Monitor) Run(ctx context.Context) error {
 	select {
@@ -324,8 +327,13 @@ func (mo *Monitor) Run(ctx context.Context) error {
 	case <-ctx.Done():
 		return nil
 	}
-	// Before the champion installs: it takes over its open incidents.
-	if err := mo.restoreIncidents(ctx); err != nil {
+	// Before the champion installs: it takes over its open incidents. A
+	// topic that cannot be read within restoreIncidentsTimeout (a
+	// partition without leader) must not keep the monitor from starting.
+	rctx, cancel := context.WithTimeout(ctx, restoreIncidentsTimeout)
+	err := mo.restoreIncidents(rctx)
+	cancel()
+	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -657,6 +665,12 @@ func (mo *Monitor) requestRetrain(reason string, alerts []string, since, at time
 		mo.m.suppressedCooldown.Inc()
 		return
 	}
+	if r := mo.retrain; r != nil {
+		// A request not published yet (the broker failed) covers this
+		// incident too: one request, never one overwriting another.
+		r.Alerts = append(r.Alerts, alerts...)
+		return
+	}
 	if h := mo.held; h != nil {
 		h.alerts = append(h.alerts, alerts...)
 		if since.Before(h.since) {
@@ -700,8 +714,8 @@ func (mo *Monitor) releaseHeld(at time.Time) {
 		mo.log.Info("held retrain request dropped: its incidents resolved before the budget freed")
 		return
 	}
-	if !mo.budget.allow(at) {
-		return
+	if mo.retrain != nil || !mo.budget.allow(at) {
+		return // a request still unpublished goes first; it counts against the budget once out
 	}
 	mo.held = nil
 	mo.sendRetrain(h.reason, h.alerts, h.since, at)

@@ -71,3 +71,33 @@ func TestFailedRetrainPublishIsRetried(t *testing.T) {
 		t.Errorf("no retrain request although the breach held after the publish error")
 	}
 }
+
+// A request still waiting for its publish is not overwritten by another
+// incident's request (nor by a budget-held one released meanwhile): the
+// pending one goes out naming both incidents.
+func TestPendingRetrainIsNotOverwritten(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	kcfg := consumers.KafkaConfig{Brokers: []string{"unused:9092"}}
+	kcfg.SetDefaults()
+	gc := gochannel.NewGoChannel(gochannel.Config{Persistent: true}, watermill.NopLogger{})
+	defer gc.Close()
+	mo, err := New(Config{}, kcfg, consumers.NewModelFeed(kcfg, log), gc, log, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mo.retrain = &schemas.RetrainRequest{IdempotencyKey: "m/v1/first", Model: "m", Alerts: []string{"incident-1"}}
+	mo.retrainAt = t0
+	mo.requestRetrain("drift", []string{"incident-2"}, t0.Add(time.Minute), t0.Add(time.Minute))
+	if mo.retrain == nil || mo.retrain.IdempotencyKey != "m/v1/first" || len(mo.retrain.Alerts) != 2 || mo.retrain.Alerts[1] != "incident-2" {
+		t.Fatalf("pending request overwritten or incident lost: %+v", mo.retrain)
+	}
+	mo.held = &heldRetrain{reason: "drift", alerts: []string{"incident-3"}, since: t0}
+	if mo.incidents == nil {
+		mo.incidents = map[string]*incident{}
+	}
+	mo.incidents["k3"] = &incident{id: "incident-3", firing: true}
+	mo.releaseHeld(t0.Add(2 * time.Minute))
+	if mo.retrain.IdempotencyKey != "m/v1/first" || mo.held == nil {
+		t.Fatalf("a held request replaced the pending one: pending %+v held %+v", mo.retrain, mo.held)
+	}
+}

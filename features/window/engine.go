@@ -53,10 +53,11 @@ type Config struct {
 	CallerWatermark bool `yaml:"-"`
 	// RingSlack widens the rings of tumbling, hopping and session windows
 	// for a caller whose watermark may lag the newest event time by more
-	// than AllowedLateness: the feature stage sets its max_input_skew. It
+	// than AllowedLateness (the feature stage's ring_slack). It
 	// costs words per key (for windowed features only) and is part of the
 	// layout, so changelog records written with another slack do not
-	// restore (the caller rebuilds from the inputs). Default 0.
+	// restore (Restore refuses them; the caller skips them and the keys
+	// start empty). Default 0.
 	RingSlack time.Duration `yaml:"-"`
 }
 
