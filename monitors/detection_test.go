@@ -97,7 +97,7 @@ func runHarness(t *testing.T, cfg Config, scenario storefront.Scenario, shiftAt 
 				t.Fatal(err)
 			}
 			if res.firstAlert == nil && onset >= 0 && w.fired() > 0 {
-				if a := drain[schemas.Alert](w.alerts); len(a) > 0 {
+				if a := drainAlerts(w.alerts); len(a) > 0 {
 					res.alerts = append(res.alerts, a...)
 					res.firstAlert = &res.alerts[0]
 					res.eventsToAlert = res.events - onset
@@ -106,7 +106,7 @@ func runHarness(t *testing.T, cfg Config, scenario storefront.Scenario, shiftAt 
 		})
 	}
 	if w != nil {
-		res.alerts = append(res.alerts, drain[schemas.Alert](w.alerts)...)
+		res.alerts = append(res.alerts, drainAlerts(w.alerts)...)
 	}
 	if onset >= 0 {
 		res.eventsAfterShift = res.events - onset

@@ -36,7 +36,7 @@ func TestDetectorsOnTheErrorStream(t *testing.T) {
 				}
 				w.label(t, at(i), s, y)
 			}
-			alerts := ofKind(drain[schemas.Alert](w.alerts), schemas.AlertErrorChange)
+			alerts := ofKind(drainAlerts(w.alerts), schemas.AlertErrorChange)
 			if len(alerts) != 1 {
 				t.Fatalf("%d error_change alerts, want 1: %+v", len(alerts), alerts)
 			}
@@ -57,7 +57,7 @@ func TestDetectorsQuietOnAStationaryErrorStream(t *testing.T) {
 		y := rng.IntN(2)
 		w.label(t, t0.Add(time.Duration(i)*time.Second), 0.3+0.4*float64(y)+0.4*(rng.Float64()-0.5), y)
 	}
-	if a := drain[schemas.Alert](w.alerts); len(a) != 0 {
+	if a := drainAlerts(w.alerts); len(a) != 0 {
 		t.Fatalf("%d alerts on 100k stationary labels, first %+v", len(a), a[0])
 	}
 }
@@ -81,7 +81,7 @@ func TestADWINIgnoresANegligibleErrorRise(t *testing.T) {
 			}
 			w.label(t, t0.Add(time.Duration(i)*time.Second), s, y)
 		}
-		return len(ofKind(drain[schemas.Alert](w.alerts), schemas.AlertErrorChange))
+		return len(ofKind(drainAlerts(w.alerts), schemas.AlertErrorChange))
 	}
 	if n := run(-1); n == 0 {
 		t.Fatal("with any rise allowed, ADWIN raised nothing: the stream does not exercise the floor")

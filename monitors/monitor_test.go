@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -72,6 +73,14 @@ func (w *watched) label(t *testing.T, at time.Time, score float64, label int) {
 	}
 }
 
+// drainAlerts drains alerts in event-time order: gochannel may deliver
+// messages out of their publish order.
+func drainAlerts(ch <-chan *message.Message) []schemas.Alert {
+	out := drain[schemas.Alert](ch)
+	slices.SortStableFunc(out, func(a, b schemas.Alert) int { return a.EventTime.Compare(b.EventTime) })
+	return out
+}
+
 func drain[T any](ch <-chan *message.Message) []T {
 	var out []T
 	for {
@@ -110,7 +119,7 @@ func TestStationaryStreamRaisesNoAlert(t *testing.T) {
 	for i := range 100_000 {
 		w.vector(t, t0.Add(time.Duration(i)*time.Second), sample(rng, 40, 0.5))
 	}
-	if a := drain[schemas.Alert](w.alerts); len(a) != 0 {
+	if a := drainAlerts(w.alerts); len(a) != 0 {
 		t.Fatalf("%d alerts on a stationary stream, first %+v", len(a), a[0])
 	}
 }
@@ -127,7 +136,7 @@ func TestShiftRaisesOneAlertAndOneRetrain(t *testing.T) {
 	for i := 5000; i < 11000; i++ {
 		w.vector(t, at(i), sample(rng, 80, 0.5))
 	}
-	alerts := drain[schemas.Alert](w.alerts)
+	alerts := drainAlerts(w.alerts)
 	if len(alerts) != 1 {
 		t.Fatalf("%d alerts, want exactly one (for price): %+v", len(alerts), alerts)
 	}
@@ -158,7 +167,7 @@ func TestShiftRaisesOneAlertAndOneRetrain(t *testing.T) {
 	if len(again) != 1 || again[0].IdempotencyKey == reqs[0].IdempotencyKey || again[0].DataFrom.Sub(a.EventTime) < 2*time.Hour {
 		t.Fatalf("after the cooldown want one new retrain request for a new incident, got %+v", again)
 	}
-	if n := len(drain[schemas.Alert](w.alerts)); n != 1 {
+	if n := len(drainAlerts(w.alerts)); n != 1 {
 		t.Errorf("%d alerts after the cooldown, want 1", n)
 	}
 }
@@ -189,7 +198,7 @@ func TestAccuracyDropRaisesAlert(t *testing.T) {
 		}
 		w.label(t, t0.Add(time.Duration(i)*time.Second), score, y)
 	}
-	alerts := ofKind(drain[schemas.Alert](w.alerts), schemas.AlertAccuracy)
+	alerts := ofKind(drainAlerts(w.alerts), schemas.AlertAccuracy)
 	if len(alerts) != 1 || alerts[0].Value > 0.72 {
 		t.Fatalf("want one accuracy alert with AUC below 0.72, got %+v", alerts)
 	}
@@ -235,13 +244,13 @@ func TestScoreDriftRaisesPredictionDriftAlert(t *testing.T) {
 	for i := range 5000 {
 		w.prediction(t, at(i), rng.Float64()*0.5)
 	}
-	if a := drain[schemas.Alert](w.alerts); len(a) != 0 {
+	if a := drainAlerts(w.alerts); len(a) != 0 {
 		t.Fatalf("%d alerts on stationary scores: %+v", len(a), a)
 	}
 	for i := 5000; i < 9000; i++ {
 		w.prediction(t, at(i), 0.3+rng.Float64()*0.5) // the model now scores everyone higher
 	}
-	alerts := drain[schemas.Alert](w.alerts)
+	alerts := drainAlerts(w.alerts)
 	if len(alerts) != 1 || alerts[0].Kind != schemas.AlertPredictionDrift || alerts[0].Feature != "score" || alerts[0].Version != 2 {
 		t.Fatalf("want one prediction_drift alert on score for v2, got %+v", alerts)
 	}

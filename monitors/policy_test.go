@@ -104,7 +104,7 @@ func TestShiftResolvesAndBudgetCapsRetrains(t *testing.T) {
 	feed(3000, 40, 0.5)
 	feed(3000, 80, 0.5) // price shifts
 	feed(4000, 40, 0.5) // and comes back
-	alerts := drain[schemas.Alert](w.alerts)
+	alerts := drainAlerts(w.alerts)
 	if len(alerts) != 2 {
 		t.Fatalf("%d alerts, want firing then resolved for price: %+v", len(alerts), alerts)
 	}
@@ -122,7 +122,7 @@ func TestShiftResolvesAndBudgetCapsRetrains(t *testing.T) {
 	}
 
 	feed(3000, 40, 0.95) // the mobile share moves, within the same hour
-	alerts = drain[schemas.Alert](w.alerts)
+	alerts = drainAlerts(w.alerts)
 	if len(alerts) != 1 || alerts[0].Feature != "mobile" || alerts[0].Status != schemas.AlertFiring {
 		t.Fatalf("want one firing alert for mobile, got %+v", alerts)
 	}
@@ -197,7 +197,7 @@ func TestBudgetHeldRetrainIsSentWhenTheBudgetFrees(t *testing.T) {
 			feedUntil(at(3000), 40, 0.5)
 			feedUntil(at(6000), 80, 0.5)  // price shifts: fires, asks for a retrain
 			feedUntil(at(16000), 40, 0.5) // and resolves
-			alerts := drain[schemas.Alert](w.alerts)
+			alerts := drainAlerts(w.alerts)
 			first := drain[schemas.RetrainRequest](w.retrain)
 			if len(alerts) != 2 || len(first) != 1 {
 				t.Fatalf("price incident: %d alerts, %d retrain requests; want firing + resolved and 1", len(alerts), len(first))
@@ -213,7 +213,7 @@ func TestBudgetHeldRetrainIsSentWhenTheBudgetFrees(t *testing.T) {
 			} else {
 				feedUntil(spent.Add(time.Hour-time.Minute), 40, 0.95)
 			}
-			alerts = drain[schemas.Alert](w.alerts)
+			alerts = drainAlerts(w.alerts)
 			if len(alerts) == 0 || alerts[0].Feature != "mobile" || alerts[0].Status != schemas.AlertFiring {
 				t.Fatalf("want a firing alert for mobile, got %+v", alerts)
 			}
@@ -257,7 +257,7 @@ func TestBudgetHeldRetrainIsSentWhenTheBudgetFrees(t *testing.T) {
 			if got := testutil.ToFloat64(w.mo.m.retrains); got != 2 {
 				t.Errorf("retrain_requests_total = %g, want 2", got)
 			}
-			if len(drain[schemas.Alert](w.alerts)) != 0 {
+			if len(drainAlerts(w.alerts)) != 0 {
 				t.Error("mobile alerted again within its cooldown")
 			}
 		})

@@ -52,12 +52,12 @@ func TestSegmentDriftNamesTheSegment(t *testing.T) {
 		}
 	}
 	feed(0, 30000, 40)
-	if a := drain[schemas.Alert](w.alerts); len(a) != 0 {
+	if a := drainAlerts(w.alerts); len(a) != 0 {
 		t.Fatalf("%d alerts before the shift: %+v", len(a), a)
 	}
 	feed(30000, 40000, 80)
 	bySeg := map[string][]schemas.Alert{}
-	for _, a := range drain[schemas.Alert](w.alerts) {
+	for _, a := range drainAlerts(w.alerts) {
 		bySeg[a.Segment] = append(bySeg[a.Segment], a)
 	}
 	m := bySeg["device=mobile"]
@@ -88,7 +88,7 @@ func TestSegmentDriftCoveredByAllTraffic(t *testing.T) {
 		}
 		w.segVector(t, at(i), seg, sample(rng, price, 0.5))
 	}
-	alerts := drain[schemas.Alert](w.alerts)
+	alerts := drainAlerts(w.alerts)
 	if len(alerts) != 1 || alerts[0].Segment != "" || alerts[0].Feature != "price" {
 		t.Fatalf("alerts = %+v, want one, on price for all traffic", alerts)
 	}
@@ -115,7 +115,7 @@ func TestFairnessAlertOnASegmentBelowTheOverall(t *testing.T) {
 		}
 		w.segLabel(t, t0.Add(time.Duration(i)*time.Second), seg, score, y)
 	}
-	alerts := ofKind(drain[schemas.Alert](w.alerts), schemas.AlertFairness)
+	alerts := ofKind(drainAlerts(w.alerts), schemas.AlertFairness)
 	if len(alerts) != 1 {
 		t.Fatalf("%d fairness alerts, want 1: %+v", len(alerts), alerts)
 	}

@@ -42,15 +42,16 @@ type Registry struct {
 	writer string // unique per Registry: the suffix of its alias move keys
 
 	mu           sync.Mutex
-	lastSeq      map[string]int  // "<model>@<alias>" -> highest seq written here
-	published    map[string]bool // version keys written here (the feed may not have read them yet)
-	lastReserved map[string]int  // model -> highest version number reserved here
-	attempt      int             // reservations written here, for their ids
+	lastSeq      map[string]int               // "<model>@<alias>" -> highest seq written here
+	lastMoved    map[string]schemas.AliasMove // "<model>@<alias>" -> the last move written here
+	published    map[string]bool              // version keys written here (the feed may not have read them yet)
+	lastReserved map[string]int               // model -> highest version number reserved here
+	attempt      int                          // reservations written here, for their ids
 }
 
 // NewRegistry returns a registry writer on topic.
 func NewRegistry(feed *consumers.ModelFeed, pub message.Publisher, topic string) *Registry {
-	return &Registry{feed: feed, pub: pub, topic: topic, writer: newWriterID(), lastSeq: map[string]int{}, published: map[string]bool{}, lastReserved: map[string]int{}}
+	return &Registry{feed: feed, pub: pub, topic: topic, writer: newWriterID(), lastSeq: map[string]int{}, lastMoved: map[string]schemas.AliasMove{}, published: map[string]bool{}, lastReserved: map[string]int{}}
 }
 
 // newWriterID returns 12 random hex digits: two writers picking the same id
@@ -105,11 +106,7 @@ func (r *Registry) MoveAlias(model, alias string, version int, decision, reason 
 	if decision != schemas.DecisionRollback && decision != schemas.DecisionRolledBack {
 		retired = move.Previous
 	}
-	cur := 0
-	if v := r.feed.Alias(model, schemas.AliasRetired); v != nil {
-		cur = v.Version
-	}
-	if retired == cur {
+	if retired == r.current(model, schemas.AliasRetired) {
 		return move, nil
 	}
 	if _, err := r.moveAlias(model, schemas.AliasRetired, retired, decision, reason, evidence); err != nil {
@@ -125,10 +122,7 @@ func (r *Registry) moveAlias(model, alias string, version int, decision, reason 
 	if version != 0 && !mine && r.feed.Version(model, version) == nil {
 		return schemas.AliasMove{}, fmt.Errorf("cannot move %s of %s to v%d: the registry has no such version", alias, model, version)
 	}
-	prev := 0
-	if v := r.feed.Alias(model, alias); v != nil {
-		prev = v.Version
-	}
+	prev := r.current(model, alias)
 	key := schemas.AliasKey(model, alias)
 	r.mu.Lock()
 	seq := max(r.feed.NextAliasSeq(model, alias), r.lastSeq[key]+1)
@@ -142,7 +136,27 @@ func (r *Registry) moveAlias(model, alias string, version int, decision, reason 
 	if err := publishJSON(r.pub, r.topic, r.aliasMoveKey(model, alias, seq), rec); err != nil {
 		return schemas.AliasMove{}, fmt.Errorf("cannot move %s of %s to v%d: %w", alias, model, version, err)
 	}
+	r.mu.Lock()
+	r.lastMoved[key] = move
+	r.mu.Unlock()
 	return move, nil
+}
+
+// current is the alias's version as this registry knows it: the feed's,
+// or the last move this registry wrote while the feed has not read it yet
+// (a champion move's retired move, read back a moment later).
+func (r *Registry) current(model, alias string) int {
+	cur := 0
+	if v := r.feed.Alias(model, alias); v != nil {
+		cur = v.Version
+	}
+	next := r.feed.NextAliasSeq(model, alias)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if m, ok := r.lastMoved[schemas.AliasKey(model, alias)]; ok && m.Seq >= next {
+		cur = m.Version
+	}
+	return cur
 }
 
 // PreviousChampion is the version a rollback returns to: the champion
