@@ -30,6 +30,7 @@ import (
 	"github.com/driftline/driftline/consumers"
 	"github.com/driftline/driftline/features/window"
 	"github.com/driftline/driftline/internal/checkfor"
+	"github.com/driftline/driftline/internal/schematest"
 	"github.com/driftline/driftline/schemas"
 )
 
@@ -325,7 +326,7 @@ func TestWindowResultsArePublishedExactlyOnce(t *testing.T) {
 	if len(all) <= len(committed) {
 		t.Fatalf("read_uncommitted sees %d window records, read_committed %d: the aborted transaction closed no window, the test proves nothing", len(all), len(committed))
 	}
-	sch := windowSchema(t)
+	sch := schematest.Compile(t, schemas.TopicWindows)
 	defs, err := window.Load(cfg.FeaturesFile)
 	if err != nil {
 		t.Fatal(err)
@@ -401,29 +402,6 @@ func readTopic(t *testing.T, ctx context.Context, kcfg consumers.KafkaConfig, to
 		})
 	}
 	return out
-}
-
-func windowSchema(t *testing.T) *jsonschema.Schema {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "schemas", "jsonschema", schemas.TopicWindows+".json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := jsonschema.NewCompiler()
-	c.AssertFormat()
-	url := doc.(map[string]any)["$id"].(string)
-	if err := c.AddResource(url, doc); err != nil {
-		t.Fatal(err)
-	}
-	sch, err := c.Compile(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sch
 }
 
 // windowDiff names the first windows only one side has.

@@ -10,6 +10,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/segmentio/encoding/json"
 
+	"github.com/driftline/driftline/internal/schematest"
 	"github.com/driftline/driftline/schemas"
 )
 
@@ -137,7 +138,7 @@ func TestShiftResolvesAndBudgetCapsRetrains(t *testing.T) {
 // Every alert the monitor publishes, firing and resolved, is valid against
 // the schema documented for subscribers.
 func TestAlertsMatchTheirJSONSchema(t *testing.T) {
-	sch := topicSchema(t, schemas.TopicAlerts)
+	sch := schematest.Compile(t, schemas.TopicAlerts)
 	rng := rand.New(rand.NewPCG(13, 14))
 	w := newWatched(t, Config{}, reference(rng, 20000))
 	for i := range 12000 {

@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"os"
 	"strconv"
 	"sync"
 	"testing"
@@ -23,6 +22,7 @@ import (
 	"github.com/driftline/driftline/consumers/kpubsub"
 	"github.com/driftline/driftline/internal/checkfor"
 	"github.com/driftline/driftline/internal/profile"
+	"github.com/driftline/driftline/internal/schematest"
 	"github.com/driftline/driftline/schemas"
 )
 
@@ -44,37 +44,13 @@ func (c *capture) Publish(topic string, msgs ...*message.Message) error {
 
 func (c *capture) Close() error { return nil }
 
-// topicSchema compiles the JSON Schema documented for subscribers of one of
-// Driftline's topics, e.g. "driftline.reports".
-func topicSchema(t *testing.T, topic string) *jsonschema.Schema {
-	t.Helper()
-	b, err := os.ReadFile("../schemas/jsonschema/" + topic + ".json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := jsonschema.NewCompiler()
-	c.AssertFormat()
-	if err := c.AddResource(topic+".json", doc); err != nil {
-		t.Fatal(err)
-	}
-	sch, err := c.Compile(topic + ".json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sch
-}
-
 // Every evaluation reports every feature's judged statistic (with its
 // threshold and verdict) and PSI beside it, per segment too, and the
 // accuracy metrics overall and per segment; the reports are valid against
 // the schema documented for subscribers, keyed by model, deterministic in
 // id, and published in one produce per flush.
 func TestEvaluationsPublishReports(t *testing.T) {
-	sch := topicSchema(t, schemas.TopicReports)
+	sch := schematest.Compile(t, schemas.TopicReports)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	kcfg := consumers.KafkaConfig{Brokers: []string{"unused:9092"}}
 	kcfg.SetDefaults()

@@ -10,31 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/driftline/driftline/internal/schematest"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 )
-
-func windowsSchema(t *testing.T) (*jsonschema.Schema, map[string]any) {
-	t.Helper()
-	b, err := jsonSchemaFiles.ReadFile("jsonschema/" + TopicWindows + ".json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := jsonschema.NewCompiler()
-	c.AssertFormat()
-	url := doc.(map[string]any)["$id"].(string)
-	if err := c.AddResource(url, doc); err != nil {
-		t.Fatal(err)
-	}
-	sch, err := c.Compile(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sch, doc.(map[string]any)
-}
 
 func sampleWindow() WindowResult {
 	from := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
@@ -49,7 +27,7 @@ func sampleWindow() WindowResult {
 // Schema subscribers read together: the same properties, all required, and
 // a record the stage encodes is valid while broken ones are not.
 func TestWindowResultMatchesItsJSONSchema(t *testing.T) {
-	sch, doc := windowsSchema(t)
+	sch, doc := schematest.Load(t, TopicWindows)
 	var fields []string
 	rt := reflect.TypeFor[WindowResult]()
 	for i := range rt.NumField() {

@@ -3,14 +3,13 @@ package trainers
 import (
 	"bytes"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/segmentio/encoding/json"
 
+	"github.com/driftline/driftline/internal/schematest"
 	"github.com/driftline/driftline/schemas"
 )
 
@@ -18,25 +17,7 @@ import (
 // schemas/jsonschema/driftline.models.json and the records the trainers
 // write together: a trained version, a gated alias move, a shadow clear.
 func TestRegistryRecordsMatchTheirJSONSchema(t *testing.T) {
-	f, err := os.Open(filepath.Join("..", "schemas", "jsonschema", "driftline.models.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	doc, err := jsonschema.UnmarshalJSON(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := jsonschema.NewCompiler()
-	c.AssertFormat()
-	url := doc.(map[string]any)["$id"].(string)
-	if err := c.AddResource(url, doc); err != nil {
-		t.Fatal(err)
-	}
-	sch, err := c.Compile(url)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sch := schematest.Compile(t, schemas.TopicModels)
 	validate := func(name string, rec any) error {
 		b, err := json.Marshal(rec)
 		if err != nil {
