@@ -47,3 +47,33 @@ func TestPollIsHandledInRecordTimeOrderAcrossTopics(t *testing.T) {
 		t.Errorf("session_product_views = %g, want 1", got)
 	}
 }
+
+// Records of two topics with the same timestamp are handled in input order
+// (clickstream before cart), whichever run the fetch lists first: a click
+// stamped with the cart event's millisecond counts in its vector in both
+// orders, so the outputs depend on the records only.
+func TestEqualTimestampsAreHandledInInputOrder(t *testing.T) {
+	for _, cartFirst := range []bool{true, false} {
+		s := newStage(t, true)
+		at := t0.Add(time.Minute)
+		rec := func(topic, id, typ, extra string) *kgo.Record {
+			v := fmt.Sprintf(`{"event_id":%q,"type":%q,"ts":%q,"user_id":"u1","session_id":"s1"%s}`, id, typ, at.Format(time.RFC3339Nano), extra)
+			return &kgo.Record{Topic: topic, Partition: 0, Key: []byte("u1"), Value: []byte(v), Timestamp: at}
+		}
+		runs := []kgo.FetchTopic{
+			{Topic: schemas.TopicClickstream, Partitions: []kgo.FetchPartition{{Records: []*kgo.Record{rec(schemas.TopicClickstream, "c1", schemas.ProductView, `,"product_id":"p1","price":10`)}}}},
+			{Topic: schemas.TopicCart, Partitions: []kgo.FetchPartition{{Records: []*kgo.Record{rec(schemas.TopicCart, "a1", schemas.AddToCart, cartItem)}}}},
+		}
+		if cartFirst {
+			runs[0], runs[1] = runs[1], runs[0]
+		}
+		s.p.handleMerged(kgo.Fetches{{Topics: runs}})
+		vecs := decodeAll[schemas.FeatureVector](t, s.out(schemas.TopicFeatures))
+		if len(vecs) != 1 {
+			t.Fatalf("cart run first %v: got %d vectors, want 1", cartFirst, len(vecs))
+		}
+		if got := vecs[0].Values[slices.Index(s.p.cfg.Spec.Features, "session_product_views")]; got != 1 {
+			t.Errorf("cart run first %v: session_product_views = %g, want 1 (the click at the same millisecond is handled first)", cartFirst, got)
+		}
+	}
+}

@@ -2,11 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -88,36 +92,60 @@ func tailPredictions(t *testing.T, addr string) *tail {
 	return tl
 }
 
-// cartStream is a storefront's cart events (the topic whose order alone
-// decides every feature, so an uninterrupted run is well defined whatever
-// the stage's fetch interleaving), as records to produce.
-func cartStream(t *testing.T, seed uint64, d time.Duration) []*kgo.Record {
+// storefrontStream is a storefront's events on the three input topics, in
+// event-time order, each record stamped with its event time (CreateTime, as
+// a storefront's producer sets it: the stage merges a partition's three
+// topics by it). It returns the records and the number of cart events.
+func storefrontStream(t *testing.T, seed uint64, d time.Duration) ([]*kgo.Record, int) {
 	t.Helper()
 	sim, err := storefront.New(storefront.Config{Seed: seed, SessionsPerMinute: 240})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var recs []*kgo.Record
+	carts := 0
 	sim.Advance(sim.Now().Add(d), func(e *schemas.Event) {
-		if schemas.IsCartEvent(e.Type) {
-			recs = append(recs, &kgo.Record{Topic: schemas.TopicCart, Key: []byte(e.UserID), Value: e.AppendJSON(nil)})
+		ts, err := time.Parse(time.RFC3339Nano, e.TS)
+		if err != nil {
+			t.Fatalf("simulated event %s: %v", e.EventID, err)
 		}
+		if n := len(recs); n > 0 && ts.Before(recs[n-1].Timestamp) {
+			t.Fatalf("the simulator went back in time at event %s: the stream must be in event-time order", e.EventID)
+		}
+		if schemas.IsCartEvent(e.Type) {
+			carts++
+		}
+		recs = append(recs, &kgo.Record{Topic: schemas.TopicOf(e.Type), Key: []byte(e.UserID), Value: e.AppendJSON(nil), Timestamp: ts})
 	})
-	return recs
+	return recs, carts
 }
 
-// produceOver produces recs in order, spread over about d of wall time,
-// and reports the first error (nil once every record is acknowledged).
-func produceOver(cl *kgo.Client, recs []*kgo.Record, d time.Duration) <-chan error {
+// produceInTransactions produces recs in order, in chunks spread over about
+// d of wall time, one producer transaction per chunk, and reports the first
+// error (nil once every chunk is committed). A read_committed fetch then
+// sees a chunk on all its partitions and topics at once or not at all.
+func produceInTransactions(t *testing.T, addr string, recs []*kgo.Record, d time.Duration) <-chan error {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.TransactionalID("storefront-"+t.Name()))
+	if err != nil {
+		t.Fatal(err)
+	}
 	errc := make(chan error, 1)
 	go func() {
+		defer cl.Close()
+		ctx := context.Background()
 		const chunks = 200
 		per := max(1, len(recs)/chunks)
 		tick := time.NewTicker(d / chunks)
 		defer tick.Stop()
 		for i := 0; i < len(recs); i += per {
-			if err := cl.ProduceSync(context.Background(), recs[i:min(i+per, len(recs))]...).FirstErr(); err != nil {
+			if err := cl.BeginTransaction(); err != nil {
 				errc <- err
+				return
+			}
+			perr := cl.ProduceSync(ctx, recs[i:min(i+per, len(recs))]...).FirstErr()
+			if err := cl.EndTransaction(ctx, kgo.TransactionEndTry(perr == nil)); err != nil || perr != nil {
+				errc <- errors.Join(perr, err)
 				return
 			}
 			<-tick.C
@@ -127,10 +155,51 @@ func produceOver(cl *kgo.Client, recs []*kgo.Record, d time.Duration) <-chan err
 	return errc
 }
 
-// uninterrupted is what one uninterrupted stage makes of the cart topic as
-// the broker holds it: the feature values of every cart event, by event id.
-// Partitions are independent states, each read in offset order.
-func uninterrupted(t *testing.T, cart []*kgo.Record) map[string][]float64 {
+// orderedStageConfig is the stage's configuration in the tests that compare
+// its outputs with an uninterrupted run. Feature values depend on the order
+// in which a partition's clickstream, cart and transaction events are
+// handled (a cart event's vector counts the session's clicks handled before
+// it), and the stage handles each poll's records of a partition merged in
+// event-time order. With one poll taking everything fetched (a batch limit
+// above the stream) and one fetch taking every partition's backlog (fetch
+// limits above it), and with the inputs produced in transactions that each
+// hold a stretch of the stream, every poll is a run of whole stretches: the
+// stage handles every partition in event-time order wherever it is killed,
+// restarted or rebalanced, and one uninterrupted reading (uninterrupted)
+// is well defined. Input alignment is off: it pauses a topic ahead of a
+// lagging one, so a fetch would leave that topic out (it bounds memory
+// under a flood: features/flood_test.go).
+const orderedStageConfig = `features:
+  fetch_max_bytes: 67108864
+  max_batch_records: 1000000
+  max_input_skew: -1s
+`
+
+// runOutput is what the stage wrote for cart events, by event id.
+type runOutput struct {
+	vectors map[string][]float64
+	labels  map[string]labelOutcome
+}
+
+// labelOutcome is a label's content that does not depend on the champion
+// (the uninterrupted run scores with none).
+type labelOutcome struct {
+	Label     int
+	Reason    string
+	LabelTime time.Time
+	Values    []float64
+}
+
+func outcome(l schemas.Label) labelOutcome {
+	return labelOutcome{l.Label, l.Reason, l.LabelTime.UTC(), l.Values}
+}
+
+// uninterrupted is what one uninterrupted stage makes of the inputs as the
+// broker holds them: each partition handled on its own (partitions are
+// independent states), its three topics merged by record timestamp as the
+// stage merges a poll (features.Processor.handleMerged: each topic in offset
+// order, equal timestamps in input order).
+func uninterrupted(t *testing.T, inputs []*kgo.Record) runOutput {
 	t.Helper()
 	kcfg := consumers.KafkaConfig{Brokers: []string{"unused:9092"}}
 	kcfg.SetDefaults()
@@ -139,97 +208,148 @@ func uninterrupted(t *testing.T, cart []*kgo.Record) map[string][]float64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	byPart := map[int32][]*kgo.Record{}
-	for _, r := range cart {
-		byPart[r.Partition] = append(byPart[r.Partition], r)
+	order := kcfg.Topics.Inputs()
+	byPart := map[int32][][]*kgo.Record{}
+	for _, r := range inputs {
+		runs := byPart[r.Partition]
+		if runs == nil {
+			runs = make([][]*kgo.Record, len(order))
+			byPart[r.Partition] = runs
+		}
+		i := slices.Index(order, r.Topic)
+		runs[i] = append(runs[i], r)
 	}
-	want := map[string][]float64{}
-	for _, recs := range byPart {
-		slices.SortFunc(recs, func(a, b *kgo.Record) int { return int(a.Offset - b.Offset) })
-		for _, r := range recs {
-			p.Process(r)
+	want := runOutput{vectors: map[string][]float64{}, labels: map[string]labelOutcome{}}
+	for _, runs := range byPart {
+		for _, rs := range runs {
+			slices.SortFunc(rs, func(a, b *kgo.Record) int { return int(a.Offset - b.Offset) })
 		}
-		for _, o := range p.TakeOutputs() {
-			if o.Topic != schemas.TopicFeatures {
-				continue
+		idx := make([]int, len(runs))
+		for {
+			best := -1 // the earliest head; at equal times the first input's
+			for i, rs := range runs {
+				if idx[i] < len(rs) && (best < 0 || rs[idx[i]].Timestamp.Before(runs[best][idx[best]].Timestamp)) {
+					best = i
+				}
 			}
-			var v schemas.FeatureVector
-			if err := json.Unmarshal(o.Value, &v); err != nil {
-				t.Fatal(err)
+			if best < 0 {
+				break
 			}
-			want[v.EventID] = v.Values
+			p.Process(runs[best][idx[best]])
+			idx[best]++
 		}
+		collect(t, p.TakeOutputs(), want)
 	}
 	return want
 }
 
-// checkExactlyOnce reads the outputs as a read_committed subscriber: one
-// prediction and one vector per cart event, no label twice, and the vectors
-// equal to an uninterrupted run's.
-func checkExactlyOnce(t *testing.T, addr string, produced int) {
+// collect decodes a run's vectors and labels into out, and fails on a
+// vector or label written twice for one event.
+func collect(t *testing.T, recs []*kgo.Record, out runOutput) {
 	t.Helper()
-	cart := readCommitted(t, addr, schemas.TopicCart, 0, 500*time.Millisecond)
-	if len(cart) != produced {
-		t.Fatalf("cart topic holds %d records, %d produced", len(cart), produced)
-	}
-	want := uninterrupted(t, cart)
-	var preds, vecs []*kgo.Record
-	checkfor.Until(t, 90*time.Second, "a committed prediction for every cart event", func() bool {
-		preds = readCommitted(t, addr, schemas.TopicPredictions, 0, 300*time.Millisecond)
-		return len(preds) >= len(want)
-	})
-	vecs = readCommitted(t, addr, schemas.TopicFeatures, 0, 300*time.Millisecond)
-	count := func(recs []*kgo.Record) map[string]int {
-		n := map[string]int{}
-		for _, r := range recs {
-			var v struct {
-				EventID string `json:"event_id"`
-			}
-			if err := json.Unmarshal(r.Value, &v); err != nil {
+	for _, o := range recs {
+		switch o.Topic {
+		case schemas.TopicFeatures:
+			var v schemas.FeatureVector
+			if err := json.Unmarshal(o.Value, &v); err != nil {
 				t.Fatal(err)
 			}
-			n[v.EventID]++
-		}
-		return n
-	}
-	for name, got := range map[string]map[string]int{"prediction": count(preds), "feature vector": count(vecs)} {
-		bad := 0
-		for id := range want {
-			if got[id] != 1 {
-				if bad++; bad <= 5 {
-					t.Errorf("cart event %s has %d committed %ss, want exactly 1", id, got[id], name)
-				}
+			if _, dup := out.vectors[v.EventID]; dup {
+				t.Errorf("event %s: a second committed feature vector", v.EventID)
 			}
-		}
-		if len(got) != len(want) {
-			t.Errorf("%d events have a %s, want the %d cart events", len(got), name, len(want))
-		}
-		if bad > 0 {
-			t.Errorf("%d of %d cart events without exactly one %s", bad, len(want), name)
+			out.vectors[v.EventID] = v.Values
+		case schemas.TopicLabels:
+			var l schemas.Label
+			if err := json.Unmarshal(o.Value, &l); err != nil {
+				t.Fatal(err)
+			}
+			if _, dup := out.labels[l.EventID]; dup {
+				t.Errorf("event %s: labelled twice", l.EventID)
+			}
+			out.labels[l.EventID] = outcome(l)
 		}
 	}
-	diff := 0
-	for _, r := range vecs {
-		var v schemas.FeatureVector
+}
+
+// checkExactlyOnce reads the outputs as a read_committed subscriber: one
+// prediction and one vector per cart event, no label twice, and the vectors
+// and labels equal to an uninterrupted run's.
+func checkExactlyOnce(t *testing.T, addr string, produced, carts int) {
+	t.Helper()
+	var inputs []*kgo.Record
+	for _, topic := range []string{schemas.TopicClickstream, schemas.TopicCart, schemas.TopicTransactions} {
+		inputs = append(inputs, readCommitted(t, addr, topic, 0, 500*time.Millisecond)...)
+	}
+	if len(inputs) != produced {
+		t.Fatalf("the input topics hold %d records, %d produced", len(inputs), produced)
+	}
+	want := uninterrupted(t, inputs)
+	if len(want.vectors) != carts {
+		t.Fatalf("the uninterrupted run wrote %d vectors for %d cart events", len(want.vectors), carts)
+	}
+	var preds []*kgo.Record
+	checkfor.Until(t, 90*time.Second, "a committed prediction for every cart event", func() bool {
+		preds = readCommitted(t, addr, schemas.TopicPredictions, 0, 300*time.Millisecond)
+		return len(preds) >= carts
+	})
+	perEvent := map[string]int{}
+	for _, r := range preds {
+		var v struct {
+			EventID string `json:"event_id"`
+		}
 		if err := json.Unmarshal(r.Value, &v); err != nil {
 			t.Fatal(err)
 		}
-		if w, ok := want[v.EventID]; !ok || !slices.Equal(v.Values, w) {
+		perEvent[v.EventID]++
+	}
+	bad := 0
+	for id := range want.vectors {
+		if perEvent[id] != 1 {
+			if bad++; bad <= 5 {
+				t.Errorf("cart event %s has %d committed predictions, want exactly 1", id, perEvent[id])
+			}
+		}
+	}
+	if bad > 0 || len(perEvent) != carts {
+		t.Errorf("%d of %d cart events without exactly one prediction; %d events have predictions", bad, carts, len(perEvent))
+	}
+	got := runOutput{vectors: map[string][]float64{}, labels: map[string]labelOutcome{}}
+	collect(t, readCommitted(t, addr, schemas.TopicFeatures, 0, 300*time.Millisecond), got)
+	collect(t, readCommitted(t, addr, schemas.TopicLabels, 0, 300*time.Millisecond), got)
+	if len(got.vectors) != carts {
+		t.Errorf("%d events have a committed vector, want the %d cart events", len(got.vectors), carts)
+	}
+	diff := 0
+	for id, w := range want.vectors {
+		if g, ok := got.vectors[id]; !ok || !slices.Equal(g, w) {
 			if diff++; diff <= 5 {
-				t.Errorf("event %s: features %v, uninterrupted run %v", v.EventID, v.Values, w)
+				t.Errorf("event %s: features %v, uninterrupted run %v", id, g, w)
 			}
 		}
 	}
 	if diff > 0 {
-		t.Errorf("%d of %d vectors differ from the uninterrupted run", diff, len(vecs))
+		t.Errorf("%d of %d vectors differ from the uninterrupted run", diff, len(want.vectors))
 	}
-	labels := count(readCommitted(t, addr, schemas.TopicLabels, 0, 300*time.Millisecond))
-	for id, n := range labels {
-		if n > 1 {
-			t.Errorf("event %s labelled %d times", id, n)
+	if len(got.labels) != len(want.labels) {
+		t.Errorf("%d committed labels, the uninterrupted run wrote %d", len(got.labels), len(want.labels))
+	}
+	ldiff, positive := 0, 0
+	for id, w := range want.labels {
+		positive += w.Label
+		if g, ok := got.labels[id]; !ok || !reflect.DeepEqual(g, w) {
+			if ldiff++; ldiff <= 5 {
+				t.Errorf("event %s: label %+v, uninterrupted run %+v", id, g, w)
+			}
 		}
 	}
-	t.Logf("%d cart events: %d committed predictions, %d vectors equal to the uninterrupted run, %d labels", len(want), len(preds), len(vecs)-diff, len(labels))
+	if ldiff > 0 {
+		t.Errorf("%d of %d labels differ from the uninterrupted run", ldiff, len(want.labels))
+	}
+	if positive == 0 {
+		t.Errorf("no positive label in %d: the stream never joins a purchase to its cart events", len(want.labels))
+	}
+	t.Logf("%d input records, %d cart events: %d committed predictions; %d of %d vectors and %d of %d labels (%d positive) equal to the uninterrupted run's",
+		produced, carts, len(preds), len(want.vectors)-diff, len(want.vectors), len(want.labels)-ldiff, len(want.labels), positive)
 }
 
 // syncBuffer is a process's output, readable while it runs.
@@ -259,10 +379,10 @@ type stageProc struct {
 
 // runStage starts the feature stage with a short session timeout, so a
 // killed member's partitions move in seconds.
-func runStage(t *testing.T, addr, txnID string) *stageProc {
+func runStage(t *testing.T, addr, txnID string, args ...string) *stageProc {
 	t.Helper()
-	cmd := exec.Command(binary, "run", "--brokers", addr, "--roles", "features", "--metrics-addr", "",
-		"--transactional-id", txnID, "--session-timeout", "6s")
+	cmd := exec.Command(binary, append([]string{"run", "--brokers", addr, "--roles", "features", "--metrics-addr", "",
+		"--transactional-id", txnID, "--session-timeout", "6s"}, args...)...)
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -319,53 +439,66 @@ func restoredRecords(t *testing.T, out string) int {
 	return n
 }
 
+// stageConfig writes orderedStageConfig to a file and returns the flags
+// that load it.
+func stageConfig(t *testing.T) []string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "driftline.yaml")
+	if err := os.WriteFile(f, []byte(orderedStageConfig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return []string{"--config", f}
+}
+
 // TestKillNineExactlyOnce kills the feature stage with SIGKILL at five
-// random points of a stream, restarting it each time, and stops it with
-// SIGTERM at the end: a read_committed reader sees exactly one prediction
-// per cart event and feature values equal to an uninterrupted run.
+// random points of a storefront stream (clickstream, cart and transaction
+// events), restarting it each time, and stops it with SIGTERM at the end: a
+// read_committed reader sees exactly one prediction per cart event, and
+// feature vectors and labels equal to an uninterrupted run's.
 func TestKillNineExactlyOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills and restarts a process five times (~1 min)")
 	}
 	addr := startBroker(t)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ProducerLinger(2*time.Millisecond))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
 	seedRegistry(t, cl)
-	recs := cartStream(t, 11, 90*time.Minute)
-	if len(recs) < 1000 {
-		t.Fatalf("only %d cart events: the stream is too short", len(recs))
+	recs, carts := storefrontStream(t, 11, 90*time.Minute)
+	if carts < 1000 {
+		t.Fatalf("only %d cart events: the stream is too short", carts)
 	}
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 5))
-	t.Logf("%d cart events produced over 40 s", len(recs))
-	produced := produceOver(cl, recs, 40*time.Second)
+	t.Logf("%d events (%d cart events) produced over 40 s", len(recs), carts)
+	produced := produceInTransactions(t, addr, recs, 40*time.Second)
 	preds := tailPredictions(t, addr)
+	cfg := stageConfig(t)
 
-	run := runStage(t, addr, "eos-test-1")
+	run := runStage(t, addr, "eos-test-1", cfg...)
 	for kill := range 5 {
 		// A random point: somewhere in the next stretch of the stream,
 		// mid-batch or between batches, whatever the stage is doing.
-		target := int64(float64(len(recs)) * (0.1 + 0.14*float64(kill) + 0.1*rng.Float64()))
+		target := int64(float64(carts) * (0.1 + 0.14*float64(kill) + 0.1*rng.Float64()))
 		checkfor.Until(t, 90*time.Second, fmt.Sprintf("%d committed predictions before kill %d", target, kill+1), func() bool {
 			return preds.n.Load() >= target
 		})
 		run.kill()
 		t.Logf("kill -9 #%d at %d committed predictions", kill+1, preds.n.Load())
-		run = runStage(t, addr, "eos-test-1")
+		run = runStage(t, addr, "eos-test-1", cfg...)
 	}
 	if err := <-produced; err != nil {
 		t.Fatal(err)
 	}
 	checkfor.Until(t, 90*time.Second, "every cart event scored after the last restart", func() bool {
-		return preds.n.Load() >= int64(len(recs))
+		return preds.n.Load() >= int64(carts)
 	})
 	run.stop(t) // SIGTERM: the last transaction ends, the process exits 0
 	if n := restoredRecords(t, run.output()); n == 0 {
 		t.Errorf("the last restart restored no state from the changelog:\n%s", run.output())
 	}
-	checkExactlyOnce(t, addr, len(recs))
+	checkExactlyOnce(t, addr, len(recs), carts)
 }
 
 // TestScaleOutMovesPartitionsAndState runs two stages in one group; one is
@@ -376,22 +509,23 @@ func TestScaleOutMovesPartitionsAndState(t *testing.T) {
 		t.Skip("two processes and a failover (~40 s)")
 	}
 	addr := startBroker(t)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ProducerLinger(2*time.Millisecond))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
 	seedRegistry(t, cl)
-	recs := cartStream(t, 12, 60*time.Minute)
-	produced := produceOver(cl, recs, 25*time.Second)
+	recs, carts := storefrontStream(t, 12, 60*time.Minute)
+	produced := produceInTransactions(t, addr, recs, 25*time.Second)
 	preds := tailPredictions(t, addr)
+	cfg := stageConfig(t)
 
-	a := runStage(t, addr, "scale-a")
-	b := runStage(t, addr, "scale-b")
+	a := runStage(t, addr, "scale-a", cfg...)
+	b := runStage(t, addr, "scale-b", cfg...)
 	// Both members hold partitions once each has restored some state.
 	restored := func(p *stageProc) bool { return strings.Contains(p.output(), "state restored from changelog") }
 	checkfor.Until(t, 60*time.Second, "both processes to own partitions", func() bool { return restored(a) && restored(b) })
-	checkfor.Until(t, 60*time.Second, "a third of the stream scored", func() bool { return preds.n.Load() >= int64(len(recs)/3) })
+	checkfor.Until(t, 60*time.Second, "a third of the stream scored", func() bool { return preds.n.Load() >= int64(carts/3) })
 	a.kill()
 	before := restoredRecords(t, b.output())
 	t.Logf("killed one of two members at %d committed predictions", preds.n.Load())
@@ -399,11 +533,11 @@ func TestScaleOutMovesPartitionsAndState(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkfor.Until(t, 90*time.Second, "the survivor to score every cart event", func() bool {
-		return preds.n.Load() >= int64(len(recs))
+		return preds.n.Load() >= int64(carts)
 	})
 	b.stop(t)
 	if after := restoredRecords(t, b.output()); after <= before {
 		t.Errorf("the survivor never restored the killed member's state from the changelog:\n%s", b.output())
 	}
-	checkExactlyOnce(t, addr, len(recs))
+	checkExactlyOnce(t, addr, len(recs), carts)
 }
