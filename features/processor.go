@@ -306,6 +306,8 @@ func New(cfg Config, kafka consumers.KafkaConfig, feed *consumers.ModelFeed, log
 		return nil, fmt.Errorf("cannot create window engine: %w", err)
 	}
 	p.winM = window.NewMetrics(reg)
+	// The engines' counters, like the stage's, count committed work only.
+	p.winM.DeferCounters(func(c prometheus.Counter) prometheus.Counter { return p.m.tx.counter(c) })
 	p.win = newWindowPublisher(kafka.Topics.Windows, defs, cfg.Spec.Name)
 	p.vals = make([]float64, defs.Len())
 	p.log.Debug("feature definitions loaded", "name", defs.Name, "features", defs.Len(), "file", cfg.FeaturesFile, "engine", eng.String())

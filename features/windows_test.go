@@ -371,7 +371,36 @@ func TestWindowResultsArePublishedExactlyOnce(t *testing.T) {
 	if !kinds[schemas.WindowTumbling] || !kinds[schemas.WindowHopping] || !kinds[schemas.WindowSession] {
 		t.Errorf("published window kinds %v: want tumbling, hopping and session", kinds)
 	}
+	// The window engine's counters, like the stage's, count what committed.
+	for name, want := range map[string]int{"driftline_window_late_events_total": late, "driftline_window_results_total": len(got)} {
+		if v := gathered(t, reg, name); v != float64(want) {
+			t.Errorf("%s = %v, want %d: the aborted transaction's replay counted twice", name, v, want)
+		}
+	}
 	t.Logf("%d windows published once each; the aborted transaction held %d copies that read_committed does not see", len(got), len(all)-len(committed))
+}
+
+// gathered is the sum of a metric's series in reg.
+func gathered(t *testing.T, reg prometheus.Gatherer, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, found := 0.0, false
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			found = true
+			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	if !found {
+		t.Fatalf("no metric %s registered", name)
+	}
+	return sum
 }
 
 // readTopic reads every data record of a one-partition topic up to its end.

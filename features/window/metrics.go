@@ -51,6 +51,24 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
+// DeferCounters routes the counters' increments through wrap, which returns
+// a counter that stands for the one it is given (collected as it). The
+// feature stage passes one that holds increments until its transaction
+// commits and drops them when it aborts, since an aborted batch is handled
+// again by an engine restored from the changelog. The keys gauge is not
+// wrapped: it follows the keys held, which the restore puts back. Call it
+// before the engines run.
+func (m *Metrics) DeferCounters(wrap func(prometheus.Counter) prometheus.Counter) {
+	if m == nil {
+		return
+	}
+	m.lateTotal, m.fullTotal = wrap(m.lateTotal), wrap(m.fullTotal)
+	m.emittedTotal, m.overflows = wrap(m.emittedTotal), wrap(m.overflows)
+	for ent := range m.expiredTotal {
+		m.expiredTotal[ent] = wrap(m.expiredTotal[ent])
+	}
+}
+
 func (m *Metrics) late() {
 	if m != nil {
 		m.lateTotal.Inc()
