@@ -281,15 +281,22 @@ type Monitor struct {
 	// restored are the incidents open on the alerts topic when Run
 	// started, by champion version and dedup key; install takes over the
 	// champion's (see restore.go).
-	restored  map[int]map[string]*incident
-	score     [1]float64
-	incidents map[string]*incident // by dedup key, for the champion
-	detectors []errorDetector
-	segDims   []segmentDim
-	segRefs   map[string]*schemas.SegmentProfile
-	budget    retrainBudget
-	checks    []check  // reused by every evaluation
-	pending   []report // reports of the evaluations since the last flush
+	restored map[int]map[string]*incident
+	// asked are the watched model's retrain requests on the retrain topic
+	// when Run started; install restores the champion's cooldown and held
+	// request from them (see restore.go). noRetrainRestore skips that and
+	// the budget's restore (tests show what it restores).
+	asked            []pastRetrain
+	askedRead        bool // the retrain topic was read to its end
+	noRetrainRestore bool
+	score            [1]float64
+	incidents        map[string]*incident // by dedup key, for the champion
+	detectors        []errorDetector
+	segDims          []segmentDim
+	segRefs          map[string]*schemas.SegmentProfile
+	budget           retrainBudget
+	checks           []check  // reused by every evaluation
+	pending          []report // reports of the evaluations since the last flush
 
 	// next is the champion the registry feed announced last; Run installs
 	// it between polls. Latest wins: the feed's goroutine never waits.
@@ -332,12 +339,22 @@ func (mo *Monitor) Run(ctx context.Context) error {
 	// partition without leader) must not keep the monitor from starting.
 	rctx, cancel := context.WithTimeout(ctx, restoreIncidentsTimeout)
 	err := mo.restoreIncidents(rctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			cancel()
+			return nil
+		}
+		mo.log.Error("incidents open before this start are not taken over: a condition still breaching opens a new one", "err", err)
+	}
+	if !mo.noRetrainRestore {
+		err = mo.restoreRetrains(rctx)
+	}
 	cancel()
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
-		mo.log.Error("incidents open before this start are not taken over: a condition still breaching opens a new one", "err", err)
+		mo.log.Error("the retrain cooldown, budget and held request are not restored: the first incident may ask for a retrain at once", "err", err)
 	}
 	if v := mo.feed.Champion(mo.cfg.Model); v != nil {
 		mo.install(v)
@@ -414,6 +431,7 @@ func (mo *Monitor) install(v *schemas.ModelVersion) {
 		mo.log.Info("incident taken over from before the restart", "incident", in.id, "dedup_key", key)
 	}
 	delete(mo.restored, v.Version)
+	mo.restoreRetrainPolicy(v.Version)
 	mo.detectors, _ = mo.cfg.newDetectors() // Validate built them once already
 	if mo.drift != nil {
 		mo.attachGauges(mo.drift, "")
@@ -737,7 +755,7 @@ func (mo *Monitor) sendRetrain(reason string, alerts []string, since, at time.Ti
 	req := schemas.RetrainRequest{
 		IdempotencyKey: fmt.Sprintf("%s/v%d/%s", mo.champ.Model, mo.champ.Version, since.UTC().Format(time.RFC3339)),
 		Model:          mo.champ.Model, FromVersion: mo.champ.Version, Reason: reason,
-		Alerts: alerts, DataFrom: since, RequestedAt: time.Now().UTC(),
+		Alerts: alerts, DataFrom: since, RequestedAt: time.Now().UTC(), DecidedAt: at.UTC(),
 	}
 	mo.retrain, mo.retrainAt = &req, at
 	mo.retryPending()

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/segmentio/encoding/json"
@@ -33,10 +36,19 @@ import (
 // Silent segment incidents (covered by all traffic's, never published) are
 // not restored: they become silent again when they breach.
 //
-// What is not restored: the retrain cooldown and the hourly budget (the
-// requests on the retrain topic carry wall time, the budget counts event
-// time), and a request the budget held back; an incident taken over never
-// asks for a retrain again unless it fires anew after the cooldown.
+// The retrain policy's state comes back from the retrain topic (keyed by
+// model, read the same way and within the same bound): every request the
+// monitor writes carries decided_at, the event time it was decided at.
+// The newest of the champion's restores the cooldown (mo.lastDrop), those
+// within an hour of the newest the hourly budget. A request the budget
+// held was never written; it is found instead: a restored firing incident
+// that asks for retrains (not fairness), that no request names and that
+// was not within the cooldown of a request of its champion when it fired
+// was held, and is held again, so releaseHeld sends it once the budget
+// frees (once, and never if all its incidents resolve first). Requests
+// without decided_at (written before it existed) restore nothing; while
+// one of the champion's is on the topic no incident is held again, since
+// whether the cooldown suppressed it cannot be told.
 
 // restoreIncidents reads the alerts topic (see above) and keeps the open
 // incidents of the watched model in mo.restored for install.
@@ -124,4 +136,148 @@ func topicPartitions(ctx context.Context, cfg consumers.KafkaConfig, log *slog.L
 		}
 	})
 	return parts, nil
+}
+
+// pastRetrain is a retrain request of the watched model read back from
+// the retrain topic at start.
+type pastRetrain struct {
+	version int       // champion it was for
+	decided time.Time // event time; zero when the record predates decided_at
+	alerts  []string  // incident ids
+}
+
+// restoreRetrains reads the retrain topic (see above): the watched
+// model's requests go to mo.asked for install, and the decided_at times
+// of the last hour (of event time, up to the newest) to the budget.
+func (mo *Monitor) restoreRetrains(ctx context.Context) error {
+	topic := mo.kafka.Topics.Retrain
+	parts, err := topicPartitions(ctx, mo.kafka, mo.log, topic)
+	if err != nil {
+		return err
+	}
+	if len(parts) == 0 {
+		mo.askedRead = true // no topic yet: nothing was ever asked
+		return nil
+	}
+	var asked []pastRetrain
+	var bad int
+	_, err = consumers.ReadChangelog(ctx, mo.kafka, mo.log, topic, parts, func(r *kgo.Record) {
+		if string(r.Key) != mo.cfg.Model {
+			return // requests are keyed by model
+		}
+		var q schemas.RetrainRequest
+		if err := json.Unmarshal(r.Value, &q); err != nil {
+			bad++
+			return
+		}
+		if q.Model != mo.cfg.Model {
+			return
+		}
+		asked = append(asked, pastRetrain{version: q.FromVersion, decided: q.DecidedAt.UTC(), alerts: q.Alerts})
+	})
+	if err != nil {
+		return fmt.Errorf("cannot restore the retrain cooldown and budget from %s: %w", topic, err)
+	}
+	if bad > 0 {
+		mo.log.Warn("retrain requests that could not be decoded were skipped while restoring the retrain budget", "topic", topic, "records", bad)
+	}
+	mo.asked, mo.askedRead = asked, true
+	var times []time.Time
+	for _, q := range asked {
+		if !q.decided.IsZero() {
+			times = append(times, q.decided)
+		}
+	}
+	slices.SortFunc(times, time.Time.Compare)
+	for _, at := range times {
+		if times[len(times)-1].Sub(at) < time.Hour {
+			mo.budget.record(at)
+		}
+	}
+	return nil
+}
+
+// restoreRetrainPolicy restores, for champion version, the retrain
+// cooldown and a request the budget held (see above) from the requests
+// read at start. It runs in install, after the incidents were taken over.
+func (mo *Monitor) restoreRetrainPolicy(version int) {
+	if !mo.askedRead {
+		return // not read: every unnamed incident would look held
+	}
+	var mine []pastRetrain
+	named := map[string]bool{}
+	undated := false
+	for _, q := range mo.asked {
+		for _, id := range q.alerts {
+			named[id] = true
+		}
+		if q.version != version {
+			continue
+		}
+		mine = append(mine, q)
+		if q.decided.IsZero() {
+			undated = true
+		} else if q.decided.After(mo.lastDrop) {
+			mo.lastDrop = q.decided
+		}
+	}
+	mo.asked = slices.DeleteFunc(mo.asked, func(q pastRetrain) bool { return q.version == version })
+	if !mo.lastDrop.IsZero() {
+		mo.log.Info("retrain cooldown restored", "version", version, "last_request", mo.lastDrop, "cooldown", mo.cfg.Cooldown)
+	}
+	suppressed := func(in *incident) bool {
+		for _, q := range mine {
+			if !q.decided.IsZero() && !q.decided.After(in.firedAt) && in.firedAt.Sub(q.decided) < mo.cfg.Cooldown {
+				return true
+			}
+		}
+		return false
+	}
+	var held []*incident
+	for _, in := range mo.incidents {
+		if !in.firing || named[in.id] || !asksRetrain(in.key, mo.cfg.Model, version) || suppressed(in) {
+			continue
+		}
+		held = append(held, in)
+	}
+	if len(held) == 0 {
+		return
+	}
+	if undated {
+		mo.log.Warn("retrain requests without decided_at on the retrain topic: incidents no request names are not held again",
+			"version", version, "incidents", len(held))
+		return
+	}
+	slices.SortFunc(held, func(a, b *incident) int { return a.firedAt.Compare(b.firedAt) })
+	h := &heldRetrain{reason: incidentKind(held[0].key, mo.cfg.Model, version), since: held[0].since}
+	for _, in := range held {
+		h.alerts = append(h.alerts, in.id)
+		if in.since.Before(h.since) {
+			h.since = in.since
+		}
+	}
+	mo.held = h
+	mo.log.Warn("retrain request held by the hourly budget before the restart is held again; sent when it frees if an incident is still open",
+		"alerts", h.alerts)
+}
+
+// incidentKind is the alert kind in a dedup key of model and version
+// (see dedupKey).
+func incidentKind(key, model string, version int) string {
+	rest, ok := strings.CutPrefix(key, model+"/v"+strconv.Itoa(version)+"/")
+	if !ok {
+		return ""
+	}
+	kind, _, _ := strings.Cut(rest, "/")
+	return kind
+}
+
+// asksRetrain reports whether an incident of this dedup key asks for a
+// retrain when it opens: every kind but fairness (see evaluateAccuracy).
+func asksRetrain(key, model string, version int) bool {
+	switch incidentKind(key, model, version) {
+	case schemas.AlertDrift, schemas.AlertPredictionDrift, schemas.AlertAccuracy, schemas.AlertErrorChange:
+		return true
+	}
+	return false
 }

@@ -87,11 +87,15 @@ func (r *restartRig) produce(topic, key string, v any) {
 }
 
 // vectors produces n feature vectors of the given mean price.
-func (r *restartRig) vectors(n int, price float64) {
+func (r *restartRig) vectors(n int, price float64) { r.t.Helper(); r.vectorsOf(n, price, 0.5) }
+
+// vectorsOf produces n feature vectors of the given mean price and share
+// of mobile sessions.
+func (r *restartRig) vectorsOf(n int, price, mobile float64) {
 	r.t.Helper()
 	recs := make([]*kgo.Record, 0, n)
 	for range n {
-		val, _ := json.Marshal(schemas.FeatureVector{Model: "purchase_propensity", EventTime: r.at(r.sent), Values: sample(r.rng, price, 0.5)})
+		val, _ := json.Marshal(schemas.FeatureVector{Model: "purchase_propensity", EventTime: r.at(r.sent), Values: sample(r.rng, price, mobile)})
 		recs = append(recs, &kgo.Record{Topic: r.kcfg.Topics.Features, Key: []byte("u" + strconv.Itoa(r.sent%50)), Value: val})
 		r.sent++
 	}
@@ -107,16 +111,24 @@ func (r *restartRig) at(i int) time.Time { return t0.Add(time.Duration(i) * time
 // incidents and a stop function that returns once it has stopped.
 func (r *restartRig) monitor() (restored prometheus.Counter, stop func()) {
 	r.t.Helper()
+	return r.monitorWith(Config{Segments: []string{}}, true)
+}
+
+// monitorWith is monitor with a config, and with the retrain policy's
+// restore on or off.
+func (r *restartRig) monitorWith(cfg Config, restoreRetrains bool) (restored prometheus.Counter, stop func()) {
+	r.t.Helper()
 	ctx, cancel := context.WithCancel(r.ctx)
 	feed := consumers.NewModelFeed(r.kcfg, quietLog)
 	pub, err := kpubsub.NewPublisher(kpubsub.PublisherConfig{Brokers: r.kcfg.Brokers}, nil)
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	mo, err := New(Config{Segments: []string{}}, r.kcfg, feed, pub, quietLog, prometheus.NewRegistry())
+	mo, err := New(cfg, r.kcfg, feed, pub, quietLog, prometheus.NewRegistry())
 	if err != nil {
 		r.t.Fatal(err)
 	}
+	mo.noRetrainRestore = !restoreRetrains
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); _ = feed.Run(ctx) }()

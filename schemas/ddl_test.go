@@ -190,7 +190,7 @@ func contains(s []string, v string) bool {
 
 // TestClickHouseTablesHoldTheControlTopicSchemas checks the alerts, reports
 // and registry tables against the JSON Schema files subscribers read
-// (driftline.alerts, driftline.reports, driftline.models): every property has its column, a
+// (driftline.alerts, driftline.reports, driftline.models, driftline.retrain): every property has its column, a
 // nested object's properties as <name>_<property> (metrics inlined), a map
 // (additionalProperties) as <name>_keys and <name>_values, the reference
 // profile as its JSON string.
@@ -254,6 +254,7 @@ func TestClickHouseTablesHoldTheControlTopicSchemas(t *testing.T) {
 	check("alerts", read(TopicAlerts).Properties)
 	check("reports", read(TopicReports).Properties)
 	check("windows", read(TopicWindows).Properties)
+	check("retrain_requests", read(TopicRetrain).Properties)
 	models := read(TopicModels)
 	check("model_versions", models.Defs["version"].Properties, "metrics")
 	check("model_aliases", models.Defs["alias"].Properties)

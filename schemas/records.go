@@ -188,8 +188,14 @@ type RetrainRequest struct {
 	FromVersion    int       `json:"from_version"` // champion at the time; 0 for bootstrap
 	Reason         string    `json:"reason"`
 	Alerts         []string  `json:"alerts,omitempty"`
-	DataFrom       time.Time `json:"data_from"` // train on labelled vectors with event time >= this
-	RequestedAt    time.Time `json:"requested_at"`
+	DataFrom       time.Time `json:"data_from"`    // train on labelled vectors with event time >= this
+	RequestedAt    time.Time `json:"requested_at"` // wall time
+	// DecidedAt is the event time the monitor decided the request at (the
+	// evaluation that asked, or that released a request the hourly budget
+	// held). A restarting monitor restores its retrain cooldown and budget
+	// from it. Optional: zero (absent, or 0001-01-01T00:00:00Z) in records
+	// from before it existed and in the trainers' bootstrap requests.
+	DecidedAt time.Time `json:"decided_at"`
 }
 
 // Registry record kinds on driftline.models.

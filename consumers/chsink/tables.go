@@ -391,6 +391,7 @@ type retrainRows struct {
 	fromVersion         *col[uint32]
 	alerts              *col[[]string]
 	dataFrom, requested *timeCol
+	decided             *timeCol
 }
 
 func newRetrainRows() *retrainRows {
@@ -399,6 +400,7 @@ func newRetrainRows() *retrainRows {
 	r.key, r.model, r.fromVersion, r.reason = t.str("idempotency_key"), t.str("model"), t.u32("from_version"), t.str("reason")
 	r.alerts = t.strs("alerts")
 	r.dataFrom, r.requested = t.time("data_from"), t.time("requested_at")
+	r.decided = t.time("decided_at") // zero in requests from before it existed
 	return r
 }
 
@@ -410,6 +412,7 @@ func (r *retrainRows) add(q *schemas.RetrainRequest, now time.Time) {
 	r.alerts.add(nonNil(q.Alerts))
 	r.dataFrom.add(q.DataFrom)
 	r.requested.add(q.RequestedAt)
+	r.decided.add(q.DecidedAt)
 	r.added(now)
 }
 

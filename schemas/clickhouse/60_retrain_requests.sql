@@ -8,6 +8,8 @@ CREATE TABLE IF NOT EXISTS {database}.retrain_requests (
     data_from DateTime,
     data_from_ms UInt64,
     requested_at DateTime,
-    requested_at_ms UInt64
+    requested_at_ms UInt64,
+    decided_at DateTime,
+    decided_at_ms UInt64
 ) ENGINE = ReplacingMergeTree
 ORDER BY idempotency_key
