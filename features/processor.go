@@ -465,6 +465,13 @@ func (p *Processor) transact(ctx context.Context, sess *kgo.GroupTransactSession
 			return false, fmt.Errorf("cannot abort transaction after a rebalance: %w", err)
 		}
 		p.m.txns.WithLabelValues("rebalance").Inc()
+		clear(touched)
+		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+			if len(fp.Records) > 0 {
+				touched[fp.Partition] = true
+			}
+		})
+		p.realign(sess.Client(), touched)
 		return false, nil
 	}
 	clear(touched)
@@ -521,6 +528,7 @@ func (p *Processor) transact(ctx context.Context, sess *kgo.GroupTransactSession
 	for part := range touched {
 		p.drop(part)
 	}
+	p.realign(sess.Client(), touched)
 	if err != nil {
 		return false, fmt.Errorf("cannot end transaction (state of partitions %v dropped; restored from the changelog after a restart): %w", slices.Sorted(maps.Keys(touched)), err)
 	}
@@ -1125,4 +1133,37 @@ func (p *Processor) handledBefore(a, b *kgo.Record) bool {
 		return a.Timestamp.Before(b.Timestamp)
 	}
 	return p.inputs[a.Topic] < p.inputs[b.Topic]
+}
+
+// realign makes every input topic of the partitions an aborted transaction
+// read start again from its committed offset, together. Ending a
+// transaction with an abort, the session rewinds only the topic-partitions
+// the batch read records from; another input topic of the same partition
+// keeps the fetch buffered or in flight, which reads past that point. Its
+// newer records would then be handled before the rewound topic's older
+// ones: a cart event before the clicks that preceded it (seen in the
+// scale-out test after a rebalance). Seeking the partition's other topics
+// to their committed offsets too (with no leader epoch, so the client
+// treats it as a new position and drops what it holds for them) makes the
+// next fetches read all three from where the last commit left them.
+// Called after End, before AllowRebalance: no rebalance runs meanwhile.
+func (p *Processor) realign(cl *kgo.Client, parts map[int32]bool) {
+	if len(parts) == 0 {
+		return
+	}
+	committed := cl.CommittedOffsets()
+	seek := map[string]map[int32]kgo.EpochOffset{}
+	for _, topic := range p.kafka.Topics.Inputs() {
+		for part := range parts {
+			eo, ok := committed[topic][part]
+			if !ok {
+				continue // never committed: it starts from the reset offset, nothing read past it
+			}
+			if seek[topic] == nil {
+				seek[topic] = map[int32]kgo.EpochOffset{}
+			}
+			seek[topic][part] = kgo.EpochOffset{Epoch: -1, Offset: eo.Offset}
+		}
+	}
+	cl.SetOffsets(seek)
 }
