@@ -809,7 +809,15 @@ func (p *Processor) handle(r *kgo.Record) {
 		p.watchWindows(r.Partition, ps)
 		p.parts[r.Partition] = ps
 	}
-	if s := ps.sessions.get(e.SessionID); s != nil && s.userID != e.UserID {
+	s := ps.sessions.get(e.SessionID)
+	if s == nil && ps.sessions.len() >= p.cfg.MaxKeys {
+		// The label bookkeeping's sessions have the engine's budget too:
+		// with definitions that keep no session state the engine's keys
+		// would not bound them. Refused before anything moves.
+		p.reject(r, e, ps, window.ErrFull)
+		return
+	}
+	if s != nil && s.userID != e.UserID {
 		// Session state is keyed by session_id: merging another user's
 		// events into it would mix two users' features and labels. Before
 		// the watermark moves: a record refused here moves nothing.
@@ -829,7 +837,7 @@ func (p *Processor) handle(r *kgo.Record) {
 		p.reject(r, e, ps, err)
 		return
 	}
-	s := ps.apply(e)
+	s = ps.apply(e)
 	if e.Type == schemas.Purchase {
 		p.resolvePurchase(ps, s, e.TimeMillis)
 	}

@@ -503,3 +503,45 @@ func TestRefusedRecordMovesNoWatermark(t *testing.T) {
 		t.Errorf("%d vectors for the cart event, want 1", n)
 	}
 }
+
+// TestSessionsHaveTheKeyBudget: with definitions that keep no session state
+// the engine holds one key per user, yet the stage keeps label bookkeeping
+// per session: max_keys bounds those sessions too. An event that would
+// open a session beyond it goes to the DLQ as state_full and moves nothing.
+func TestSessionsHaveTheKeyBudget(t *testing.T) {
+	path := t.TempDir() + "/f.yaml"
+	yaml := `name: users_only
+features:
+  - name: user_cart_adds
+    entity: user
+    events: [add_to_cart]
+    aggregation: count
+`
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	kcfg := consumers.KafkaConfig{Brokers: []string{"unused:9092"}}
+	kcfg.SetDefaults()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	spec := Spec{Name: "users_only", Triggers: []string{schemas.AddToCart}, Horizon: time.Hour, Features: []string{"user_cart_adds"}}
+	p, err := New(Config{FeaturesFile: path, Spec: spec, MaxKeys: 3}, kcfg, consumers.NewModelFeed(kcfg, log), log, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &stage{t: t, p: p}
+	for i := range 4 {
+		s.send(schemas.AddToCart, time.Duration(i)*time.Second, fmt.Sprintf("s%d", i), cartItem)
+	}
+	s.send(schemas.AddToCart, 5*time.Second, "s0", cartItem) // a session already held
+	vecs := decodeAll[schemas.FeatureVector](t, s.out(schemas.TopicFeatures))
+	if len(vecs) != 4 || vecs[3].SessionID != "s0" || vecs[3].Values[0] != 4 {
+		t.Errorf("vectors %+v: want s0, s1, s2 and s0 again (the user's 4th accepted cart add), s3 refused", vecs)
+	}
+	dlq := s.out(schemas.TopicDLQ)
+	if got := s.p.parts[0].sessions.len(); got != 3 {
+		t.Errorf("%d sessions held, want the budget's 3", got)
+	}
+	if len(dlq) != 1 || !strings.HasPrefix(consumers.Header(dlq[0], schemas.HeaderReason), "state_full") {
+		t.Fatalf("dead letters %v, want one state_full for the fourth session", dlq)
+	}
+}
