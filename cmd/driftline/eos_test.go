@@ -320,6 +320,16 @@ func checkExactlyOnce(t *testing.T, addr string, produced, carts int) {
 	if bad > 0 || len(perEvent) != carts {
 		t.Errorf("%d of %d cart events without exactly one prediction; %d events have predictions", bad, carts, len(perEvent))
 	}
+	// The stream keeps the storefront contract: a dead letter (a late event
+	// above all) would change values, so name the reasons first.
+	reasons := map[string]int{}
+	for _, r := range readCommitted(t, addr, schemas.TopicDLQ, 0, 300*time.Millisecond) {
+		reason, _, _ := strings.Cut(consumers.Header(r, schemas.HeaderReason), ":")
+		reasons[reason]++
+	}
+	if len(reasons) > 0 {
+		t.Errorf("dead letters by reason %v: the stream keeps the contract, none was expected", reasons)
+	}
 	got := runOutput{vectors: map[string][]float64{}, labels: map[string]labelOutcome{}}
 	collect(t, readCommitted(t, addr, schemas.TopicFeatures, 0, 300*time.Millisecond), got)
 	collect(t, readCommitted(t, addr, schemas.TopicLabels, 0, 300*time.Millisecond), got)
