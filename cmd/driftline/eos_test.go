@@ -33,38 +33,6 @@ import (
 	"github.com/driftline/driftline/schemas"
 )
 
-// readCommitted reads the committed records of a topic, as a subscriber
-// with isolation.level=read_committed sees them, from the start until idle
-// for quiet (or, with want > 0, until it has at least want).
-func readCommitted(t *testing.T, addr, topic string, want int, quiet time.Duration) []*kgo.Record {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(50*time.Millisecond),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	var out []*kgo.Record
-	for {
-		// Until the first record arrives the wait covers connecting and the
-		// first fetch, which take far longer than quiet on a loaded machine
-		// (a 300 ms first poll once read an empty topic of 20k records).
-		wait := quiet
-		if len(out) == 0 {
-			wait = max(quiet, 5*time.Second)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), wait)
-		fs := cl.PollFetches(ctx)
-		cancel()
-		n := 0
-		fs.EachRecord(func(r *kgo.Record) { out = append(out, r); n++ })
-		if n == 0 || (want > 0 && len(out) >= want) {
-			return out
-		}
-	}
-}
-
 // tail counts the committed predictions as they are written.
 type tail struct {
 	n    atomic.Int64
@@ -285,7 +253,7 @@ func checkExactlyOnce(t *testing.T, addr string, produced, carts int) {
 	t.Helper()
 	var inputs []*kgo.Record
 	for _, topic := range []string{schemas.TopicClickstream, schemas.TopicCart, schemas.TopicTransactions} {
-		inputs = append(inputs, readCommitted(t, addr, topic, 0, 500*time.Millisecond)...)
+		inputs = append(inputs, readTopic(t, addr, topic, 0, 500*time.Millisecond)...)
 	}
 	if len(inputs) != produced {
 		t.Fatalf("the input topics hold %d records, %d produced", len(inputs), produced)
@@ -296,7 +264,7 @@ func checkExactlyOnce(t *testing.T, addr string, produced, carts int) {
 	}
 	var preds []*kgo.Record
 	checkfor.Until(t, 90*time.Second, "a committed prediction for every cart event", func() bool {
-		preds = readCommitted(t, addr, schemas.TopicPredictions, 0, 300*time.Millisecond)
+		preds = readTopic(t, addr, schemas.TopicPredictions, 0, 300*time.Millisecond)
 		return len(preds) >= carts
 	})
 	perEvent := map[string]int{}
@@ -323,7 +291,7 @@ func checkExactlyOnce(t *testing.T, addr string, produced, carts int) {
 	// The stream keeps the storefront contract: a dead letter (a late event
 	// above all) would change values, so name the reasons first.
 	reasons := map[string]int{}
-	for _, r := range readCommitted(t, addr, schemas.TopicDLQ, 0, 300*time.Millisecond) {
+	for _, r := range readTopic(t, addr, schemas.TopicDLQ, 0, 300*time.Millisecond) {
 		reason, _, _ := strings.Cut(consumers.Header(r, schemas.HeaderReason), ":")
 		reasons[reason]++
 	}
@@ -331,8 +299,8 @@ func checkExactlyOnce(t *testing.T, addr string, produced, carts int) {
 		t.Errorf("dead letters by reason %v: the stream keeps the contract, none was expected", reasons)
 	}
 	got := runOutput{vectors: map[string][]float64{}, labels: map[string]labelOutcome{}}
-	collect(t, readCommitted(t, addr, schemas.TopicFeatures, 0, 300*time.Millisecond), got)
-	collect(t, readCommitted(t, addr, schemas.TopicLabels, 0, 300*time.Millisecond), got)
+	collect(t, readTopic(t, addr, schemas.TopicFeatures, 0, 300*time.Millisecond), got)
+	collect(t, readTopic(t, addr, schemas.TopicLabels, 0, 300*time.Millisecond), got)
 	if len(got.vectors) != carts {
 		t.Errorf("%d events have a committed vector, want the %d cart events", len(got.vectors), carts)
 	}

@@ -44,8 +44,8 @@ func TestTrainingSetsArePointInTimeCorrect(t *testing.T) {
 	// transaction would explain it). Should a vector be missing, whereIs
 	// says whether it was ever written.
 	waitCaughtUp(t, addr, "driftline-features", 60*time.Second)
-	labelRecs := readCommitted(t, addr, schemas.TopicLabels, 0, 2*time.Second)
-	featureRecs := readCommitted(t, addr, schemas.TopicFeatures, 0, 2*time.Second)
+	labelRecs := readTopic(t, addr, schemas.TopicLabels, 0, 2*time.Second)
+	featureRecs := readTopic(t, addr, schemas.TopicFeatures, 0, 2*time.Second)
 	served := map[string]schemas.FeatureVector{}
 	bySession := map[string][]schemas.FeatureVector{}
 	for _, r := range featureRecs {

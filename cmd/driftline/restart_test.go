@@ -83,7 +83,7 @@ func TestRestartLeavesNoCartEventUnscored(t *testing.T) {
 
 			run := start(t, "run", "--brokers", addr, "--roles", "features", "--metrics-addr", "", "--session-timeout", "6s")
 			checkfor.Until(t, 30*time.Second, "the first predictions", func() bool {
-				return len(readCommitted(t, addr, schemas.TopicPredictions, 1, 200*time.Millisecond)) > 0
+				return len(readTopic(t, addr, schemas.TopicPredictions, 1, 200*time.Millisecond)) > 0
 			})
 			if tc.sig == syscall.SIGTERM {
 				run.stop(t)
@@ -103,7 +103,7 @@ func TestRestartLeavesNoCartEventUnscored(t *testing.T) {
 
 			// The cart events are whatever reached the topic.
 			cart := map[string]bool{}
-			for _, r := range readCommitted(t, addr, schemas.TopicCart, 0, 500*time.Millisecond) {
+			for _, r := range readTopic(t, addr, schemas.TopicCart, 0, 500*time.Millisecond) {
 				var e struct {
 					EventID string `json:"event_id"`
 					Type    string `json:"type"`
@@ -118,7 +118,7 @@ func TestRestartLeavesNoCartEventUnscored(t *testing.T) {
 			seen := map[string]int{}
 			checkfor.Until(t, 60*time.Second, "a prediction for every cart event", func() bool {
 				clear(seen)
-				for _, r := range readCommitted(t, addr, schemas.TopicPredictions, 0, 300*time.Millisecond) {
+				for _, r := range readTopic(t, addr, schemas.TopicPredictions, 0, 300*time.Millisecond) {
 					var p schemas.Prediction
 					if json.Unmarshal(r.Value, &p) == nil {
 						seen[p.EventID]++
