@@ -11,7 +11,8 @@ import (
 
 // TestValuesRoundTrip: the compact encoding of a pending label's values
 // gives back every value bit for bit (signed zero, NaN, infinities,
-// subnormals, values a float32 holds and values it does not).
+// subnormals, integers, prices with two decimals and values that are
+// neither).
 func TestValuesRoundTrip(t *testing.T) {
 	f := func(vs ...float64) {
 		t.Helper()
@@ -30,9 +31,27 @@ func TestValuesRoundTrip(t *testing.T) {
 	f()
 	f(0)
 	f(math.Copysign(0, -1), 1, 0.5, 20, 1.0/3, math.NaN(), math.Inf(1), math.Inf(-1), 5e-324, math.MaxFloat64, -7, 1e20)
+	f(30.49, -12.99, 0.07, 1<<53-1, -(1<<53 - 1), 1<<53, 1e15+0.25, 0.1+0.2, math.Nextafter(30.49, 31), 720, -0.01)
 	f(slices.Repeat([]float64{0, 3, 0.1, 0}, 40)...) // 160 values: a multi-byte count
-	// Zeros take no bytes, float32-exact values 4, others 8, plus a tag byte per 4.
-	if got, want := valuesSize([]float64{0, 0, 2.5, 0.1}), 1+1+4+8; got != want {
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 1000 {
+		vs := make([]float64, 17)
+		for i := range vs {
+			switch r.IntN(4) {
+			case 0:
+				vs[i] = float64(r.IntN(2000)-1000) / 100 // cents
+			case 1:
+				vs[i] = r.NormFloat64() * 1e3
+			case 2:
+				vs[i] = math.Float64frombits(r.Uint64()) // any bits
+			}
+		}
+		f(vs...)
+	}
+	// Zeros take no bytes; integers and two-decimal values a zigzag varint
+	// (20: 1 byte, 720: 2, 30.49 as 3049: 2, 0.1 as 10: 1); others 8; plus
+	// a tag byte per 4 values after the count.
+	if got, want := valuesSize([]float64{0, 20, 720, 30.49, 0.1, 1.0 / 3}), 1+2+1+2+2+1+8; got != want {
 		t.Errorf("valuesSize = %d, want %d", got, want)
 	}
 }
