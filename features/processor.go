@@ -969,7 +969,7 @@ func (p *Processor) expire(ps *partState, now time.Time) {
 		}
 		p.label(ps, pl, schemas.LabelReasonHorizon, wm)
 		ps.dirty.pendingLabel(pl)
-		pl.sess.removePending(pl)
+		ps.sessions.at(pl.sess).removePending(pl)
 	}
 	// Sweep closed sessions once per event-time minute.
 	if wm-ps.swept < 60_000 {
@@ -1000,7 +1000,7 @@ func (p *Processor) lowestWatermark() int64 {
 
 func (p *Processor) label(ps *partState, pl *pendingLabel, reason string, atMs int64) {
 	pl.resolved = true
-	s := pl.sess
+	s := ps.sessions.at(pl.sess)
 	l := &p.labelRec
 	*l = schemas.Label{
 		Model: p.cfg.Spec.Name, Version: int(pl.version), Score: pl.score, EventID: ps.eventID(pl),

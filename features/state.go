@@ -101,15 +101,14 @@ func (s *session) removePending(pl *pendingLabel) {
 // its session does not: the label record is built when the outcome is
 // known. Its event id and values are bytes in the partition's label arena
 // (eventID, values), not buffers of its own; the struct itself lives in a
-// slab. 48 bytes plus the arena's (the id, and the values compacted without
-// loss: zeros take no bytes, values a float32 holds exactly take 4).
+// slab. 40 bytes plus the arena's (the id, and the values compacted without
+// loss: zeros take no bytes, integers and prices a varint).
 type pendingLabel struct {
-	sess     *session
 	next     *pendingLabel // the session's next pending label
 	atMs     int64         // event time of the scored event
 	score    float64
-	ref      uint32 // the label's bytes in the arena (labelArena.alloc)
-	size     uint32 // their length: the event id, then the encoded values
+	sess     int32  // its session's slot (sessionIndex.at)
+	ref      uint32 // the label's bytes in the arena (labelArena.alloc): the event id, then the encoded values
 	version  int32
 	idLen    uint16
 	resolved bool
@@ -127,7 +126,7 @@ func (p *partState) eventID(pl *pendingLabel) string {
 // values decodes the label's values into the partition's scratch vector
 // and returns it: valid until the next call.
 func (p *partState) values(pl *pendingLabel) []float64 {
-	b := p.labels.bytes(pl.ref, int(pl.size))[pl.idLen:]
+	b := p.labels.from(pl.ref)[pl.idLen:] // the encoding knows its length
 	p.scratch = decodeValues(b, p.scratch[:0])
 	return p.scratch
 }
@@ -223,12 +222,12 @@ func (p *partState) newPendingLabel(s *session, eventID string, ms int64, values
 	} else {
 		pl = p.labelSlab.next()
 	}
-	pl.sess, pl.atMs = s, ms
+	pl.sess, pl.atMs = s.slot, ms
 	n := len(eventID) + valuesSize(values)
 	ref, b := p.labels.alloc(n)
 	copy(b, eventID)
 	putValues(b[len(eventID):], values)
-	pl.ref, pl.size, pl.idLen = ref, uint32(n), uint16(len(eventID))
+	pl.ref, pl.idLen = ref, uint16(len(eventID))
 	return pl
 }
 
@@ -444,6 +443,12 @@ func (a *labelArena) bytes(ref uint32, n int) []byte {
 	return a.chunks[c][off : off+n : off+n]
 }
 
+// from returns the bytes of the chunk from ref on: a label's, then others'.
+func (a *labelArena) from(ref uint32) []byte {
+	c, off := a.locate(ref)
+	return a.chunks[c][off:]
+}
+
 // release gives back a label's bytes.
 func (a *labelArena) release(ref uint32) {
 	c, _ := a.locate(ref)
@@ -564,7 +569,7 @@ func decodeValues(b []byte, dst []float64) []float64 {
 // event time, score, version and the values as float64 bits.
 func (p *partState) appendLabel(b []byte, pl *pendingLabel) []byte {
 	b = append(b, stateVersion)
-	b = appendString(b, pl.sess.id)
+	b = appendString(b, p.sessions.at(pl.sess).id)
 	b = binary.AppendVarint(b, pl.atMs)
 	b = appendFloat(b, pl.score)
 	b = binary.AppendVarint(b, int64(pl.version))
