@@ -5,6 +5,7 @@ import (
 	"hash/maphash"
 	"iter"
 	"math"
+	"math/bits"
 	"strings"
 	"time"
 	"unsafe"
@@ -583,20 +584,23 @@ func (p *partState) appendLabel(b []byte, pl *pendingLabel) []byte {
 
 // sessionIndex holds a partition's sessions: a slab of session structs
 // (chunks of slabChunk, never moved) and an open-addressing index over it
-// (linear probing, 8-byte entries: 32 bits of the id's hash and slot+1; the
-// id itself read from the session), as window's keyIndex does for the
-// engine's keys. A map[string]*session cost ~50 bytes per session (string
-// header, pointer, control byte, growth slack), this ~8-21.
+// (linear probing over 4-byte entries: slot+1 in the low shift bits, the
+// top 32-shift bits of the id's hash above them as a tag; the id itself
+// read from the session), as window's keyIndex does for the engine's keys.
+// An entry does not hold its home position: growing and backward-shift
+// deletion hash the id again. A map[string]*session cost ~50 bytes per
+// session (string header, pointer, control byte, growth slack), this ~4-11.
 type sessionIndex struct {
 	seed    maphash.Seed
-	entries []uint64 // 0: empty
+	shift   uint     // slot bits; widened as the slab outgrows them
+	entries []uint32 // 0: empty
 	n       int
 	chunks  [][]session
 	used    int32 // slots ever handed out (next)
 }
 
 func newSessionIndex() sessionIndex {
-	return sessionIndex{seed: maphash.MakeSeed(), entries: make([]uint64, 64)}
+	return sessionIndex{seed: maphash.MakeSeed(), shift: uint(bits.Len(slabChunk)), entries: make([]uint32, 64)}
 }
 
 // next hands out a new slot's session (empty); the caller fills it and
@@ -616,17 +620,22 @@ func (x *sessionIndex) at(sl int32) *session { return &x.chunks[sl/slabChunk][sl
 
 func (x *sessionIndex) hash(id string) uint32 { return uint32(maphash.String(x.seed, id)) }
 
-// find returns the session of id and the position of its entry.
+// slot is the slot an entry refers to.
+func (x *sessionIndex) slot(e uint32) int32 { return int32(e&(1<<x.shift-1)) - 1 }
+
+// find returns the session of id and the position of its entry (or of
+// the empty entry where it would go).
 func (x *sessionIndex) find(id string) (*session, int) {
 	h := x.hash(id)
+	tag := h >> x.shift
 	mask := len(x.entries) - 1
 	for i := int(h) & mask; ; i = (i + 1) & mask {
 		e := x.entries[i]
 		if e == 0 {
 			return nil, i
 		}
-		if uint32(e>>32) == h {
-			if s := x.at(int32(uint32(e)) - 1); s.id == id {
+		if e>>x.shift == tag {
+			if s := x.at(x.slot(e)); s.id == id {
 				return s, i
 			}
 		}
@@ -644,26 +653,34 @@ func (x *sessionIndex) len() int { return x.n }
 
 // put indexes s (from next or the free list) under s.id, known to be absent.
 func (x *sessionIndex) put(s *session) {
-	if (x.n+1)*4 > len(x.entries)*3 {
-		old := x.entries
-		x.entries = make([]uint64, 2*len(old))
+	size, shift := len(x.entries), x.shift
+	if (x.n+1)*4 > size*3 {
+		size *= 2
+	}
+	for uint64(s.slot+1) >= 1<<shift {
+		shift++
+	}
+	if size != len(x.entries) || shift != x.shift {
+		old, oldShift := x.entries, x.shift
+		x.entries, x.shift = make([]uint32, size), shift
 		for _, e := range old {
 			if e != 0 {
-				x.place(e)
+				sl := int32(e&(1<<oldShift-1)) - 1
+				x.place(x.hash(x.at(sl).id), sl)
 			}
 		}
 	}
-	x.place(uint64(x.hash(s.id))<<32 | uint64(uint32(s.slot+1)))
+	x.place(x.hash(s.id), s.slot)
 	x.n++
 }
 
-func (x *sessionIndex) place(e uint64) {
+func (x *sessionIndex) place(h uint32, sl int32) {
 	mask := len(x.entries) - 1
-	i := int(uint32(e>>32)) & mask
+	i := int(h) & mask
 	for x.entries[i] != 0 {
 		i = (i + 1) & mask
 	}
-	x.entries[i] = e
+	x.entries[i] = h>>x.shift<<x.shift | uint32(sl+1)
 }
 
 // del removes id from the index (the session itself stays where it is),
@@ -685,7 +702,7 @@ func (x *sessionIndex) del(id string) {
 				x.n--
 				return
 			}
-			k := int(uint32(e>>32)) & mask
+			k := int(x.hash(x.at(x.slot(e)).id)) & mask
 			// The entry at j stays if its home k lies cyclically in (i, j].
 			if i <= j && i < k && k <= j || i > j && (i < k || k <= j) {
 				continue
