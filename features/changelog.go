@@ -190,10 +190,12 @@ func (ps *partState) flush(part int32, w *changelogWriter, out []*kgo.Record) []
 		s.flags &^= flagDirty
 		switch {
 		case s.flags&flagDeleted == 0:
-			out = append(out, w.record(part, prefixSession, s.id, s))
+			ps.sv = sessionRecord{ps, s}
+			out = append(out, w.record(part, prefixSession, s.id(), &ps.sv))
+			ps.sv = sessionRecord{}
 			s.flags |= flagWritten
 		case s.flags&flagWritten != 0:
-			out = append(out, w.record(part, prefixSession, s.id, nil))
+			out = append(out, w.record(part, prefixSession, s.id(), nil))
 			ps.releaseSession(s)
 		default:
 			ps.releaseSession(s)
@@ -233,15 +235,23 @@ func appendFloat(b []byte, f float64) []byte {
 	return binary.LittleEndian.AppendUint64(b, math.Float64bits(f))
 }
 
-func (s *session) appendBinary(b []byte) []byte {
+// sessionRecord is the changelog value of a session (flush): its segments
+// and purchases are in the partition's tables.
+type sessionRecord struct {
+	ps *partState
+	s  *session
+}
+
+func (r *sessionRecord) appendBinary(b []byte) []byte {
+	s, seg := r.s, r.ps.segs(r.s)
 	b = append(b, sessionVersion)
-	b = appendString(b, s.userID)
-	b = appendString(b, s.segments.Device)
-	b = appendString(b, s.segments.Country)
-	b = appendString(b, s.segments.Referrer)
+	b = appendString(b, s.userID())
+	b = appendString(b, seg.Device)
+	b = appendString(b, seg.Country)
+	b = appendString(b, seg.Referrer)
 	b = binary.AppendVarint(b, s.lastMillis)
 	b = binary.AppendUvarint(b, uint64(s.npurch))
-	for _, t := range s.purchaseTimes() {
+	for _, t := range r.ps.purchaseTimes(s) {
 		b = binary.AppendVarint(b, t)
 	}
 	return b
@@ -338,7 +348,7 @@ func (r *reader) versionOf(v byte) {
 // restoring collects a partition's records while its changelog is read;
 // finish links them into a partState.
 type restoring struct {
-	sessions map[string]*session
+	sessions map[string]*restoredSession
 	engine   map[string][]byte // engine keys (with their prefix) -> latest record
 	engClock []byte
 	pending  map[string]*restoredLabel
@@ -349,7 +359,7 @@ type restoring struct {
 
 func newRestoring() *restoring {
 	return &restoring{
-		sessions: map[string]*session{}, engine: map[string][]byte{},
+		sessions: map[string]*restoredSession{}, engine: map[string][]byte{},
 		pending: map[string]*restoredLabel{},
 	}
 }
@@ -377,8 +387,8 @@ func (rs *restoring) apply(key, value []byte) error {
 			delete(rs.sessions, id)
 			return nil
 		}
-		var s *session
-		if s, err = decodeSession(id, value); err == nil {
+		var s *restoredSession
+		if s, err = decodeSession(value); err == nil {
 			rs.sessions[id] = s
 		}
 	case len(k) > 2 && k[:2] == prefixPending:
@@ -415,16 +425,24 @@ func (rs *restoring) clock(value []byte) error {
 	return r.err
 }
 
-func decodeSession(id string, value []byte) (*session, error) {
+// restoredSession is a session read from the changelog, before finish
+// puts it into the partition's slab.
+type restoredSession struct {
+	userID     string
+	segments   schemas.Segments
+	lastMillis int64
+	purchases  []int64
+}
+
+func decodeSession(value []byte) (*restoredSession, error) {
 	r := reader{b: value}
 	r.versionOf(sessionVersion)
-	s := &session{id: id, flags: flagWritten}
-	s.userID = r.str()
-	seg := schemas.Segments{Device: r.str(), Country: r.str(), Referrer: r.str()}
-	s.segments = &seg // interned in finish
+	s := &restoredSession{userID: r.str()}
+	s.segments = schemas.Segments{Device: r.str(), Country: r.str(), Referrer: r.str()}
 	s.lastMillis = r.varint()
-	for range r.count() {
-		s.addPurchase(r.varint()) // keeps the latest maxSessionPurchases
+	n := r.count()
+	for range n {
+		s.purchases = append(s.purchases, r.varint())
 	}
 	return s, r.err
 }
@@ -488,11 +506,17 @@ func (rs *restoring) finish(now time.Time, eng *window.Engine) (*partState, erro
 	}
 	for _, id := range slices.Sorted(maps.Keys(rs.sessions)) {
 		rsess := rs.sessions[id]
+		if len(id) > maxIDBytes || len(rsess.userID) > maxIDBytes {
+			fail(fmt.Errorf("cannot restore session %.64q: id or user id longer than %d bytes", id, maxIDBytes))
+			continue
+		}
 		s := ps.newSession() // into the slab
-		slot := s.slot
-		*s = *rsess
-		s.slot = slot
-		s.segments = ps.intern(*rsess.segments)
+		s.setIDs(id, rsess.userID)
+		s.lastMillis, s.flags = rsess.lastMillis, flagWritten
+		ps.setSegments(s, rsess.segments)
+		for _, t := range rsess.purchases {
+			ps.addPurchase(s, t) // keeps the latest maxSessionPurchases
+		}
 		ps.sessions.put(s)
 	}
 	// In event-time order, so labels resolved together come out in the

@@ -132,7 +132,7 @@ func engineKeys(log []*kgo.Record) map[int32]map[string]bool {
 func encodedState(ps *partState, eng map[string]bool) map[string]string {
 	m := map[string]string{}
 	for id, s := range ps.sessions.all() {
-		m[prefixSession+id] = string(s.appendBinary(nil))
+		m[prefixSession+id] = string((&sessionRecord{ps, s}).appendBinary(nil))
 	}
 	for k := range eng {
 		ent, id := window.User, strings.TrimPrefix(k, prefixEngUser)

@@ -817,12 +817,12 @@ func (p *Processor) handle(r *kgo.Record) {
 		p.reject(r, e, ps, window.ErrFull)
 		return
 	}
-	if s != nil && s.userID != e.UserID {
+	if s != nil && s.userID() != e.UserID {
 		// Session state is keyed by session_id: merging another user's
 		// events into it would mix two users' features and labels. Before
 		// the watermark moves: a record refused here moves nothing.
 		p.out = append(p.out, consumers.DeadLetter(p.kafka.Topics.DLQ, r, "session_id",
-			fmt.Sprintf("session_id %q already belongs to user %q: a session_id names one session of one user", e.SessionID, s.userID)))
+			fmt.Sprintf("session_id %q already belongs to user %q: a session_id names one session of one user", e.SessionID, s.userID())))
 		p.m.dlq.WithLabelValues("session_id").Inc()
 		return
 	}
@@ -899,19 +899,19 @@ func (p *Processor) trigger(ps *partState, s *session, e *schemas.Event, produce
 	vec := &p.vecRec
 	*vec = schemas.FeatureVector{
 		Model: p.cfg.Spec.Name, EventID: ps.eventID(pl), EventType: e.Type, EventTime: evTime,
-		UserID: s.userID, SessionID: s.id, Segments: *s.segments, Values: values,
+		UserID: s.userID(), SessionID: s.id(), Segments: *ps.segs(s), Values: values,
 	}
-	p.emit(p.kafka.Topics.Features, s.userID, evTime, vec)
+	p.emit(p.kafka.Topics.Features, s.userID(), evTime, vec)
 	p.m.vectors.Inc()
 
 	if score, version, ok := p.scorer.Score(values); ok {
 		pred := &p.predRec
 		*pred = schemas.Prediction{
 			Model: vec.Model, Version: version, Score: score, EventID: vec.EventID, EventType: vec.EventType,
-			EventTime: evTime, UserID: vec.UserID, SessionID: vec.SessionID, Segments: *s.segments,
+			EventTime: evTime, UserID: vec.UserID, SessionID: vec.SessionID, Segments: vec.Segments,
 			ScoredAt: time.Now().UTC(),
 		}
-		p.emit(p.kafka.Topics.Predictions, s.userID, evTime, pred)
+		p.emit(p.kafka.Topics.Predictions, s.userID(), evTime, pred)
 		*pred = schemas.Prediction{}
 		p.m.predictions.Inc()
 		p.m.latency.Observe(time.Since(produced).Seconds())
@@ -927,7 +927,7 @@ func (p *Processor) trigger(ps *partState, s *session, e *schemas.Event, produce
 	*vec = schemas.FeatureVector{}
 
 	h := p.cfg.Spec.Horizon.Milliseconds()
-	if at, ok := s.purchasedWithin(e.TimeMillis, e.TimeMillis+h); ok {
+	if at, ok := ps.purchasedWithin(s, e.TimeMillis, e.TimeMillis+h); ok {
 		p.label(ps, pl, schemas.LabelReasonPurchase, at)
 		ps.release(pl) // never queued nor written
 		return
@@ -1004,7 +1004,7 @@ func (p *Processor) label(ps *partState, pl *pendingLabel, reason string, atMs i
 	l := &p.labelRec
 	*l = schemas.Label{
 		Model: p.cfg.Spec.Name, Version: int(pl.version), Score: pl.score, EventID: ps.eventID(pl),
-		EventTime: time.UnixMilli(pl.atMs).UTC(), UserID: s.userID, SessionID: s.id, Segments: *s.segments,
+		EventTime: time.UnixMilli(pl.atMs).UTC(), UserID: s.userID(), SessionID: s.id(), Segments: *ps.segs(s),
 		Values: ps.values(pl), Reason: reason, LabelTime: time.UnixMilli(atMs).UTC(),
 	}
 	counter := p.negatives
@@ -1012,7 +1012,7 @@ func (p *Processor) label(ps *partState, pl *pendingLabel, reason string, atMs i
 		l.Label = 1
 		counter = p.positives
 	}
-	p.emit(p.kafka.Topics.Labels, s.userID, l.EventTime, l)
+	p.emit(p.kafka.Topics.Labels, s.userID(), l.EventTime, l)
 	*l = schemas.Label{} // holds no pointer into a pending label that may be reused
 	counter.Inc()
 }

@@ -23,53 +23,76 @@ import (
 
 // session is the label bookkeeping of one storefront session. Sessions
 // live in per-partition slabs (newSession), not one allocation each: an
-// active user costs its bytes, not a size class (issue 3, memory).
+// active user costs its bytes, not a size class (issue 3, memory). 48
+// bytes: the ids are pointers and lengths (the strings' bytes are the
+// window engine's copies), the segments and purchases indices into the
+// partition's tables (segs, purchaseTimes).
 type session struct {
-	id         string            // its key in the sessions index (the window engine's copy)
-	userID     string            // its user (the window engine's copy)
-	segments   *schemas.Segments // interned: few distinct triples
-	lastMillis int64             // newest event time; the session's state is dropped a gap after it
+	idp        *byte // its key in the sessions index: id()
+	userp      *byte // its user: userID()
+	lastMillis int64 // newest event time; the session's state is dropped a gap after it
 	// pending is the first of the session's pending labels, linked by
 	// their next field in trigger order (usually one: a slice cost 24
 	// bytes of header and an allocation).
 	pending *pendingLabel
-	// purchases holds the event times of the session's latest purchases
-	// (npurch of them, oldest first); nil until its first purchase, kept
-	// when the session is reused.
-	purchases *[maxSessionPurchases]int64
-	slot      int32 // its place in the sessions index's slab, kept when reused
-	npurch    uint8
-	flags     keyFlags // changelog bookkeeping
+	slot    int32 // its place in the sessions index's slab, kept when reused
+	// purch is its list in the partition's purchase lists + 1 (0: none
+	// yet), kept when the session is reused; npurch of its times are set.
+	purch   int32
+	idLen   uint16
+	userLen uint16
+	seg     uint16 // its segments: an index into the partition's interned triples, or ownSegments
+	npurch  uint8
+	flags   keyFlags // changelog bookkeeping
+}
+
+// maxIDBytes bounds the ids a session holds: the storefront contract
+// allows 128 code points (schemas.MaxIDLength), at most 512 bytes.
+const maxIDBytes = 1<<16 - 1
+
+func (s *session) id() string     { return unsafe.String(s.idp, int(s.idLen)) }
+func (s *session) userID() string { return unsafe.String(s.userp, int(s.userLen)) }
+
+// setIDs points the session at its id and its user's: strings that must
+// outlive it (the engine's copies or clones), never a record's bytes.
+func (s *session) setIDs(id, userID string) {
+	if len(id) > maxIDBytes || len(userID) > maxIDBytes {
+		panic("features: a session or user id longer than 65535 bytes passed validation")
+	}
+	s.idp, s.idLen = unsafe.StringData(id), uint16(len(id))
+	s.userp, s.userLen = unsafe.StringData(userID), uint16(len(userID))
 }
 
 const maxSessionPurchases = 8
 
 // purchaseTimes returns the session's purchase times, oldest first.
-func (s *session) purchaseTimes() []int64 {
-	if s.purchases == nil {
+func (p *partState) purchaseTimes(s *session) []int64 {
+	if s.purch == 0 {
 		return nil
 	}
-	return s.purchases[:s.npurch]
+	return p.purchases[s.purch-1][:s.npurch]
 }
 
 // addPurchase records a purchase time, forgetting the oldest of
 // maxSessionPurchases.
-func (s *session) addPurchase(ms int64) {
-	if s.purchases == nil {
-		s.purchases = new([maxSessionPurchases]int64)
+func (p *partState) addPurchase(s *session, ms int64) {
+	if s.purch == 0 {
+		p.purchases = append(p.purchases, [maxSessionPurchases]int64{})
+		s.purch = int32(len(p.purchases))
 	}
+	l := &p.purchases[s.purch-1]
 	if s.npurch == maxSessionPurchases {
-		copy(s.purchases[:], s.purchases[1:])
+		copy(l[:], l[1:])
 		s.npurch--
 	}
-	s.purchases[s.npurch] = ms
+	l[s.npurch] = ms
 	s.npurch++
 }
 
 // purchasedWithin returns the time of a purchase of the session within
 // [from, to], if there is one.
-func (s *session) purchasedWithin(from, to int64) (int64, bool) {
-	for _, t := range s.purchaseTimes() {
+func (p *partState) purchasedWithin(s *session, from, to int64) (int64, bool) {
+	for _, t := range p.purchaseTimes(s) {
 		if t >= from && t <= to {
 			return t, true
 		}
@@ -161,16 +184,22 @@ type inputClock struct {
 // partState is everything the stage keeps for one partition number of the
 // co-partitioned input topics.
 type partState struct {
-	eng      *window.Engine // feature values, keyed by user and session
-	segments map[schemas.Segments]*schemas.Segments
-	sessions sessionIndex
-	queue    pendingQueue
-	clocks   [numInputs]inputClock
-	backlog  [numInputs]bool // the input had unread records at its last fetch (align)
-	created  time.Time
-	swept    int64 // watermark at the last session sweep
-	metaWM   int64 // engine watermark in the last engine clock record written
-	dirty    dirtyKeys
+	eng *window.Engine // feature values, keyed by user and session
+	// Segment triples: interned ones by index (segments maps a triple to
+	// its index in segList), and beyond maxInterned a session's own copy
+	// by its slot (ownSegments), freed with it.
+	segments    map[schemas.Segments]uint16
+	segList     []*schemas.Segments
+	ownSegments map[int32]*schemas.Segments
+	purchases   [][maxSessionPurchases]int64 // sessions' purchase times (session.purch)
+	sessions    sessionIndex
+	queue       pendingQueue
+	clocks      [numInputs]inputClock
+	backlog     [numInputs]bool // the input had unread records at its last fetch (align)
+	created     time.Time
+	swept       int64 // watermark at the last session sweep
+	metaWM      int64 // engine watermark in the last engine clock record written
+	dirty       dirtyKeys
 
 	// Sessions and pending labels are allocated from slabs and their
 	// variable bytes (event id, values) from an arena; once resolved (or
@@ -180,8 +209,9 @@ type partState struct {
 	labels       labelArena
 	freeLabels   []*pendingLabel
 	freeSessions []*session
-	scratch      []float64   // values decoded for a record (values)
-	lv           labelRecord // the changelog value of a pending label (flush)
+	scratch      []float64     // values decoded for a record (values)
+	lv           labelRecord   // the changelog value of a pending label (flush)
+	sv           sessionRecord // and of a session
 }
 
 // slab hands out pointers into chunks of T: one allocation per slabChunk
@@ -252,14 +282,17 @@ func (p *partState) releaseSession(s *session) {
 	if s.flags&flagDeleted == 0 || s.flags&flagDirty != 0 {
 		return
 	}
-	*s = session{purchases: s.purchases, slot: s.slot}
+	if s.seg == ownSegment {
+		delete(p.ownSegments, s.slot)
+	}
+	*s = session{purch: s.purch, slot: s.slot}
 	p.freeSessions = append(p.freeSessions, s)
 }
 
 func newPartState(now time.Time, eng *window.Engine) *partState {
 	return &partState{
 		eng:      eng,
-		segments: map[schemas.Segments]*schemas.Segments{},
+		segments: map[schemas.Segments]uint16{},
 		sessions: newSessionIndex(),
 		created:  now,
 		metaWM:   math.MinInt64,
@@ -311,18 +344,38 @@ func (p *partState) watermark(now time.Time, latenessMs int64, idle time.Duratio
 // interned triples are never released.
 const maxInterned = 4096
 
-// intern returns the shared copy of a segment triple, cloning its strings
-// (which may point into a record) the first time it is seen. Beyond
-// maxInterned triples a session gets its own copy, freed with it.
-func (p *partState) intern(seg schemas.Segments) *schemas.Segments {
-	if s, ok := p.segments[seg]; ok {
-		return s
+// ownSegment marks a session whose segments are its own copy.
+const ownSegment = math.MaxUint16
+
+// setSegments gives s its segment triple: the shared copy, cloning its
+// strings (which may point into a record) the first time it is seen.
+// Beyond maxInterned triples a session gets its own copy, freed with it
+// (releaseSession).
+func (p *partState) setSegments(s *session, seg schemas.Segments) {
+	if i, ok := p.segments[seg]; ok {
+		s.seg = i
+		return
 	}
-	s := &schemas.Segments{Device: strings.Clone(seg.Device), Country: strings.Clone(seg.Country), Referrer: strings.Clone(seg.Referrer)}
-	if len(p.segments) < maxInterned {
-		p.segments[*s] = s
+	c := &schemas.Segments{Device: strings.Clone(seg.Device), Country: strings.Clone(seg.Country), Referrer: strings.Clone(seg.Referrer)}
+	if len(p.segList) < maxInterned {
+		s.seg = uint16(len(p.segList))
+		p.segments[*c] = s.seg
+		p.segList = append(p.segList, c)
+		return
 	}
-	return s
+	if p.ownSegments == nil {
+		p.ownSegments = map[int32]*schemas.Segments{}
+	}
+	s.seg = ownSegment
+	p.ownSegments[s.slot] = c
+}
+
+// segs returns the segment triple of s.
+func (p *partState) segs(s *session) *schemas.Segments {
+	if s.seg == ownSegment {
+		return p.ownSegments[s.slot]
+	}
+	return p.segList[s.seg]
 }
 
 // engineKey returns the window engine's copy of a key it holds, or a clone
@@ -342,15 +395,14 @@ func (p *partState) apply(e *schemas.Event) *session {
 		s = p.newSession()
 		// The engine keeps its own copies of the ids (it has just applied
 		// the event): share them instead of cloning the record's again.
-		s.id = p.engineKey(window.Session, e.SessionID)
-		s.userID = p.engineKey(window.User, e.UserID)
-		s.segments = p.intern(schemas.Segments{Device: e.Device, Country: e.Country, Referrer: e.Referrer})
+		s.setIDs(p.engineKey(window.Session, e.SessionID), p.engineKey(window.User, e.UserID))
+		p.setSegments(s, schemas.Segments{Device: e.Device, Country: e.Country, Referrer: e.Referrer})
 		p.sessions.put(s)
 	}
 	p.dirty.session(s)
 	s.lastMillis = max(s.lastMillis, e.TimeMillis)
 	if e.Type == schemas.Purchase {
-		s.addPurchase(e.TimeMillis)
+		p.addPurchase(s, e.TimeMillis)
 	}
 	return s
 }
@@ -570,7 +622,7 @@ func decodeValues(b []byte, dst []float64) []float64 {
 // event time, score, version and the values as float64 bits.
 func (p *partState) appendLabel(b []byte, pl *pendingLabel) []byte {
 	b = append(b, stateVersion)
-	b = appendString(b, p.sessions.at(pl.sess).id)
+	b = appendString(b, p.sessions.at(pl.sess).id())
 	b = binary.AppendVarint(b, pl.atMs)
 	b = appendFloat(b, pl.score)
 	b = binary.AppendVarint(b, int64(pl.version))
@@ -635,7 +687,7 @@ func (x *sessionIndex) find(id string) (*session, int) {
 			return nil, i
 		}
 		if e>>x.shift == tag {
-			if s := x.at(x.slot(e)); s.id == id {
+			if s := x.at(x.slot(e)); s.id() == id {
 				return s, i
 			}
 		}
@@ -651,7 +703,7 @@ func (x *sessionIndex) get(id string) *session {
 // len is the number of sessions indexed.
 func (x *sessionIndex) len() int { return x.n }
 
-// put indexes s (from next or the free list) under s.id, known to be absent.
+// put indexes s (from next or the free list) under its id, known to be absent.
 func (x *sessionIndex) put(s *session) {
 	size, shift := len(x.entries), x.shift
 	if (x.n+1)*4 > size*3 {
@@ -666,11 +718,11 @@ func (x *sessionIndex) put(s *session) {
 		for _, e := range old {
 			if e != 0 {
 				sl := int32(e&(1<<oldShift-1)) - 1
-				x.place(x.hash(x.at(sl).id), sl)
+				x.place(x.hash(x.at(sl).id()), sl)
 			}
 		}
 	}
-	x.place(x.hash(s.id), s.slot)
+	x.place(x.hash(s.id()), s.slot)
 	x.n++
 }
 
@@ -702,7 +754,7 @@ func (x *sessionIndex) del(id string) {
 				x.n--
 				return
 			}
-			k := int(x.hash(x.at(x.slot(e)).id)) & mask
+			k := int(x.hash(x.at(x.slot(e)).id())) & mask
 			// The entry at j stays if its home k lies cyclically in (i, j].
 			if i <= j && i < k && k <= j || i > j && (i < k || k <= j) {
 				continue
@@ -720,10 +772,10 @@ func (x *sessionIndex) all() iter.Seq2[string, *session] {
 	return func(yield func(string, *session) bool) {
 		for sl := range x.used {
 			s := x.at(sl)
-			if s.id == "" || s.flags&flagDeleted != 0 {
+			if s.idLen == 0 || s.flags&flagDeleted != 0 {
 				continue // free, or dropped and awaiting its tombstone
 			}
-			if !yield(s.id, s) {
+			if !yield(s.id(), s) {
 				return
 			}
 		}

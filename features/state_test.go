@@ -112,7 +112,7 @@ func TestSessionIndex(t *testing.T) {
 			t.Fatalf("op %d: get(%q) found %v, want %v", i, id, s != nil, want[id])
 		case s == nil:
 			s = ps.newSession()
-			s.id = id
+			s.setIDs(id, "u")
 			ps.sessions.put(s)
 			want[id] = true
 		case rng.IntN(2) == 0:
@@ -137,7 +137,7 @@ func TestSessionIndex(t *testing.T) {
 	}
 	seen := 0
 	for id, s := range ps.sessions.all() {
-		if !want[id] || s.id != id || ps.sessions.get(id) != s {
+		if !want[id] || s.id() != id || ps.sessions.get(id) != s {
 			t.Fatalf("all() yields %q, not indexed as such", id)
 		}
 		seen++
