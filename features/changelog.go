@@ -3,7 +3,6 @@ package features
 import (
 	"bytes"
 	"cmp"
-	"container/heap"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -534,10 +533,10 @@ func (rs *restoring) finish(now time.Time, eng *window.Engine) (*partState, erro
 		pl := ps.newPendingLabel(s, rl.id, rl.atMs, rl.values)
 		pl.score, pl.version = rl.score, rl.version
 		pl.flags |= flagWritten | flagQueued
-		s.addPending(pl)
-		ps.queue = append(ps.queue, pl)
+		ps.addPending(s, pl)
+		ps.queue = append(ps.queue, pl.idx)
 	}
-	heap.Init(&ps.queue)
+	ps.queueInit()
 	for i, ts := range rs.clocks {
 		ps.clocks[i].maxTS = ts
 		if ts > 0 {

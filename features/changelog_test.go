@@ -144,7 +144,8 @@ func encodedState(ps *partState, eng map[string]bool) map[string]string {
 		}
 	}
 	m[keyEngineClock] = string(ps.eng.AppendMeta(nil))
-	for _, pl := range ps.queue {
+	for _, i := range ps.queue {
+		pl := ps.labelSlab.at(i)
 		if !pl.resolved {
 			m[prefixPending+ps.eventID(pl)] = string(ps.appendLabel(nil, pl))
 		}

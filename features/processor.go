@@ -1,7 +1,6 @@
 package features
 
 import (
-	"container/heap"
 	"context"
 	"errors"
 	"fmt"
@@ -932,9 +931,9 @@ func (p *Processor) trigger(ps *partState, s *session, e *schemas.Event, produce
 		ps.release(pl) // never queued nor written
 		return
 	}
-	s.addPending(pl)
+	ps.addPending(s, pl)
 	pl.flags |= flagQueued
-	heap.Push(&ps.queue, pl)
+	ps.queuePush(pl)
 	ps.dirty.pendingLabel(pl)
 }
 
@@ -942,12 +941,12 @@ func (p *Processor) trigger(ps *partState, s *session, e *schemas.Event, produce
 // horizon covers the purchase.
 func (p *Processor) resolvePurchase(ps *partState, s *session, ms int64) {
 	h := p.cfg.Spec.Horizon.Milliseconds()
-	for at := &s.pending; *at != nil; {
-		pl := *at
+	for at := &s.pending; *at != 0; {
+		pl := ps.labelSlab.at(*at - 1)
 		if t := pl.atMs; ms >= t && ms <= t+h {
 			p.label(ps, pl, schemas.LabelReasonPurchase, ms)
 			ps.dirty.pendingLabel(pl)
-			*at, pl.next = pl.next, nil
+			*at, pl.next = pl.next, 0
 			continue
 		}
 		at = &pl.next
@@ -960,8 +959,8 @@ func (p *Processor) expire(ps *partState, now time.Time) {
 	ps.eng.Advance(ps.watermark(now, p.cfg.AllowedLateness.Milliseconds(), p.cfg.IdleTimeout))
 	wm := max(0, ps.eng.Watermark()) // never goes back, unlike the input clocks' minimum
 	h := p.cfg.Spec.Horizon.Milliseconds()
-	for len(ps.queue) > 0 && ps.queue[0].atMs+h < wm {
-		pl := heap.Pop(&ps.queue).(*pendingLabel)
+	for len(ps.queue) > 0 && ps.queueFirst().atMs+h < wm {
+		pl := ps.queuePop()
 		pl.flags &^= flagQueued
 		if pl.resolved {
 			ps.release(pl) // labelled positive already
@@ -969,7 +968,7 @@ func (p *Processor) expire(ps *partState, now time.Time) {
 		}
 		p.label(ps, pl, schemas.LabelReasonHorizon, wm)
 		ps.dirty.pendingLabel(pl)
-		ps.sessions.at(pl.sess).removePending(pl)
+		ps.removePending(ps.sessions.at(pl.sess), pl)
 	}
 	// Sweep closed sessions once per event-time minute.
 	if wm-ps.swept < 60_000 {
@@ -979,7 +978,7 @@ func (p *Processor) expire(ps *partState, now time.Time) {
 	p.m.watermark.Set(float64(p.lowestWatermark()) / 1000)
 	gap := p.cfg.SessionGap.Milliseconds()
 	for id, s := range ps.sessions.all() {
-		if s.pending == nil && s.lastMillis+gap+h < wm {
+		if s.pending == 0 && s.lastMillis+gap+h < wm {
 			ps.sessions.del(id)
 			s.flags |= flagDeleted
 			ps.dirty.session(s)

@@ -31,10 +31,11 @@ type session struct {
 	idp        *byte // its key in the sessions index: id()
 	userp      *byte // its user: userID()
 	lastMillis int64 // newest event time; the session's state is dropped a gap after it
-	// pending is the first of the session's pending labels, linked by
-	// their next field in trigger order (usually one: a slice cost 24
-	// bytes of header and an allocation).
-	pending *pendingLabel
+	// pending is the first of the session's pending labels (its index in
+	// the label slab + 1; 0: none), linked by their next field in trigger
+	// order (usually one: a slice cost 24 bytes of header and an
+	// allocation).
+	pending int32
 	slot    int32 // its place in the sessions index's slab, kept when reused
 	// purch is its list in the partition's purchase lists + 1 (0: none
 	// yet), kept when the session is reused; npurch of its times are set.
@@ -101,21 +102,21 @@ func (p *partState) purchasedWithin(s *session, from, to int64) (int64, bool) {
 }
 
 // addPending appends pl to the session's pending labels.
-func (s *session) addPending(pl *pendingLabel) {
-	pl.next = nil
+func (p *partState) addPending(s *session, pl *pendingLabel) {
+	pl.next = 0
 	at := &s.pending
-	for *at != nil {
-		at = &(*at).next
+	for *at != 0 {
+		at = &p.labelSlab.at(*at - 1).next
 	}
-	*at = pl
+	*at = pl.idx + 1
 }
 
 // removePending takes pl out of the session's pending labels, if there.
-func (s *session) removePending(pl *pendingLabel) {
-	for at := &s.pending; *at != nil; at = &(*at).next {
-		if *at == pl {
+func (p *partState) removePending(s *session, pl *pendingLabel) {
+	for at := &s.pending; *at != 0; at = &p.labelSlab.at(*at - 1).next {
+		if *at == pl.idx+1 {
 			*at = pl.next
-			pl.next = nil
+			pl.next = 0
 			return
 		}
 	}
@@ -128,9 +129,10 @@ func (s *session) removePending(pl *pendingLabel) {
 // slab. 40 bytes plus the arena's (the id, and the values compacted without
 // loss: zeros take no bytes, integers and prices a varint).
 type pendingLabel struct {
-	next     *pendingLabel // the session's next pending label
-	atMs     int64         // event time of the scored event
+	atMs     int64 // event time of the scored event
 	score    float64
+	idx      int32  // its index in the partition's label slab, kept when reused
+	next     int32  // the session's next pending label: its index + 1, 0 none
 	sess     int32  // its session's slot (sessionIndex.at)
 	ref      uint32 // the label's bytes in the arena (labelArena.alloc): the event id, then the encoded values
 	version  int32
@@ -155,21 +157,70 @@ func (p *partState) values(pl *pendingLabel) []float64 {
 	return p.scratch
 }
 
-// pendingQueue is a min-heap of pending labels by event time, so one
-// far-future event never holds back the expiry of the others. Entries
-// labelled positive stay until their horizon passes (lazy deletion).
-type pendingQueue []*pendingLabel
+// pendingQueue is a min-heap of pending labels by event time (their
+// indices in the label slab: 4 bytes an entry), so one far-future event
+// never holds back the expiry of the others. Entries labelled positive stay
+// until their horizon passes (lazy deletion). Its operations are
+// container/heap's, on int32s: an interface{} of an index would allocate.
+type pendingQueue []int32
 
-func (q pendingQueue) Len() int           { return len(q) }
-func (q pendingQueue) Less(i, j int) bool { return q[i].atMs < q[j].atMs }
-func (q pendingQueue) Swap(i, j int)      { q[i], q[j] = q[j], q[i] }
-func (q *pendingQueue) Push(x any)        { *q = append(*q, x.(*pendingLabel)) }
-func (q *pendingQueue) Pop() any {
-	old := *q
-	x := old[len(old)-1]
-	old[len(old)-1] = nil
-	*q = old[:len(old)-1]
-	return x
+func (p *partState) queueLess(i, j int) bool {
+	return p.labelSlab.at(p.queue[i]).atMs < p.labelSlab.at(p.queue[j]).atMs
+}
+
+func (p *partState) queueUp(j int) {
+	for {
+		i := (j - 1) / 2 // parent
+		if i == j || !p.queueLess(j, i) {
+			break
+		}
+		p.queue[i], p.queue[j] = p.queue[j], p.queue[i]
+		j = i
+	}
+}
+
+func (p *partState) queueDown(i, n int) {
+	for {
+		j1 := 2*i + 1
+		if j1 >= n || j1 < 0 {
+			break
+		}
+		j := j1
+		if j2 := j1 + 1; j2 < n && p.queueLess(j2, j1) {
+			j = j2
+		}
+		if !p.queueLess(j, i) {
+			break
+		}
+		p.queue[i], p.queue[j] = p.queue[j], p.queue[i]
+		i = j
+	}
+}
+
+// queueInit orders a queue appended to without queuePush.
+func (p *partState) queueInit() {
+	n := len(p.queue)
+	for i := n/2 - 1; i >= 0; i-- {
+		p.queueDown(i, n)
+	}
+}
+
+func (p *partState) queuePush(pl *pendingLabel) {
+	p.queue = append(p.queue, pl.idx)
+	p.queueUp(len(p.queue) - 1)
+}
+
+// queueFirst is the queued label of the earliest event time; the queue
+// must not be empty.
+func (p *partState) queueFirst() *pendingLabel { return p.labelSlab.at(p.queue[0]) }
+
+func (p *partState) queuePop() *pendingLabel {
+	n := len(p.queue) - 1
+	p.queue[0], p.queue[n] = p.queue[n], p.queue[0]
+	p.queueDown(0, n)
+	pl := p.labelSlab.at(p.queue[n])
+	p.queue = p.queue[:n]
+	return pl
 }
 
 // numInputs is the number of input topics: clickstream, cart, transactions.
@@ -205,29 +256,38 @@ type partState struct {
 	// variable bytes (event id, values) from an arena; once resolved (or
 	// dropped) and tombstoned they go to free lists, so a steady stream
 	// allocates nothing per event.
-	labelSlab    slab[pendingLabel]
+	labelSlab    labelSlab
 	labels       labelArena
-	freeLabels   []*pendingLabel
+	freeLabels   []int32 // label slab indices
 	freeSessions []*session
 	scratch      []float64     // values decoded for a record (values)
 	lv           labelRecord   // the changelog value of a pending label (flush)
 	sv           sessionRecord // and of a session
 }
 
-// slab hands out pointers into chunks of T: one allocation per slabChunk
-// values instead of one each, and no size-class rounding. A chunk stays
-// alive while any of its values is referenced (free lists keep them).
-type slab[T any] struct{ chunk []T }
+// labelSlab holds a partition's pending labels in chunks of slabChunk
+// (one allocation per chunk, never moved, no size-class rounding),
+// addressed by index: the links between labels (a session's list, the
+// queue, the free list) are 4-byte indices, not 8-byte pointers.
+type labelSlab struct {
+	chunks [][]pendingLabel
+	used   int32 // labels ever handed out
+}
 
 const slabChunk = 256
 
-func (s *slab[T]) next() *T {
-	if len(s.chunk) == cap(s.chunk) {
-		s.chunk = make([]T, 0, slabChunk)
+func (s *labelSlab) next() *pendingLabel {
+	i := s.used
+	s.used++
+	if int(i/slabChunk) == len(s.chunks) {
+		s.chunks = append(s.chunks, make([]pendingLabel, slabChunk))
 	}
-	s.chunk = s.chunk[:len(s.chunk)+1]
-	return &s.chunk[len(s.chunk)-1]
+	pl := s.at(i)
+	pl.idx = i
+	return pl
 }
+
+func (s *labelSlab) at(i int32) *pendingLabel { return &s.chunks[i/slabChunk][i%slabChunk] }
 
 // newSession returns an empty session, reusing a dropped one (and its
 // purchases array) when there is one.
@@ -247,8 +307,7 @@ func (p *partState) newSession() *session {
 func (p *partState) newPendingLabel(s *session, eventID string, ms int64, values []float64) *pendingLabel {
 	var pl *pendingLabel
 	if n := len(p.freeLabels); n > 0 {
-		pl = p.freeLabels[n-1]
-		p.freeLabels[n-1] = nil
+		pl = p.labelSlab.at(p.freeLabels[n-1])
 		p.freeLabels = p.freeLabels[:n-1]
 	} else {
 		pl = p.labelSlab.next()
@@ -272,8 +331,8 @@ func (p *partState) release(pl *pendingLabel) {
 		return
 	}
 	p.labels.release(pl.ref)
-	*pl = pendingLabel{}
-	p.freeLabels = append(p.freeLabels, pl)
+	*pl = pendingLabel{idx: pl.idx}
+	p.freeLabels = append(p.freeLabels, pl.idx)
 }
 
 // releaseSession returns a dropped session to the free list once its

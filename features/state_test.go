@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // TestValuesRoundTrip: the compact encoding of a pending label's values
@@ -147,5 +148,22 @@ func TestSessionIndex(t *testing.T) {
 	}
 	if int(ps.sessions.used) > 20_000+len(ps.freeSessions) {
 		t.Errorf("%d slots used for at most 20,000 live sessions (%d free): released sessions are not reused", ps.sessions.used, len(ps.freeSessions))
+	}
+}
+
+// TestStateStructSizes: the per-key structs keep the sizes the memory
+// budget (issue 3: <= 512 bytes per active user) was measured with; a new
+// field that grows one shows here before it shows in driftline bench.
+func TestStateStructSizes(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		got, want uintptr
+	}{
+		{"session", unsafe.Sizeof(session{}), 48},
+		{"pendingLabel", unsafe.Sizeof(pendingLabel{}), 40},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s is %d bytes, want %d", c.name, c.got, c.want)
+		}
 	}
 }
