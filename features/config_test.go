@@ -18,6 +18,10 @@ func TestConfigValidateNamesBadDurations(t *testing.T) {
 		{Config{RestoreTimeout: -time.Minute}, "restore_timeout"},
 		{Config{SessionGap: -time.Minute}, "session_gap"},
 		{Config{AllowedLateness: -time.Minute}, "allowed_lateness"},
+		// Above the client's 1 GiB limit on one response, creating the
+		// client would fail after the config was accepted.
+		{Config{FetchMaxBytes: 1<<30 + 1}, "fetch_max_bytes"},
+		{Config{FetchMaxBytes: 512}, "fetch_max_bytes"},
 	} {
 		c.cfg.setDefaults()
 		if err := c.cfg.Validate(); err == nil || !strings.Contains(err.Error(), c.want) {

@@ -86,7 +86,8 @@ type Config struct {
 	// times this), a partition's share 1/32 of it. A producer flooding
 	// the inputs then builds consumer lag on the broker, not memory in the
 	// stage. Default 2 MiB (~60,000 storefront records compressed, more
-	// than a transaction takes).
+	// than a transaction takes); 1 KiB to 1 GiB (the client's limit on one
+	// response).
 	FetchMaxBytes int32 `yaml:"fetch_max_bytes"`
 	// MaxBatchRecords bounds the input records of one transaction (one
 	// poll). Default 10,000.
@@ -191,8 +192,8 @@ func (c *Config) Validate() error {
 	if c.TransactionTimeout < time.Second {
 		return fmt.Errorf("features: transaction_timeout must be >= 1s, got %s", c.TransactionTimeout)
 	}
-	if c.FetchMaxBytes < 1<<10 || c.MaxBatchRecords < 1 {
-		return fmt.Errorf("features: fetch_max_bytes must be >= 1KiB and max_batch_records >= 1, got %d and %d", c.FetchMaxBytes, c.MaxBatchRecords)
+	if c.FetchMaxBytes < 1<<10 || c.FetchMaxBytes > 1<<30 || c.MaxBatchRecords < 1 {
+		return fmt.Errorf("features: fetch_max_bytes must be 1KiB-1GiB and max_batch_records >= 1, got %d and %d", c.FetchMaxBytes, c.MaxBatchRecords)
 	}
 	if c.MaxKeys < 2 {
 		return fmt.Errorf("features: max_keys must be >= 2 (a user and a session), got %d", c.MaxKeys)
@@ -378,6 +379,10 @@ func (p *Processor) Run(ctx context.Context) error {
 		// partition of the three inputs (24 for the default 8): a
 		// partition left out of fetches holds its watermark back.
 		kgo.FetchMaxPartitionBytes(max(p.cfg.FetchMaxBytes/32, 16<<10)),
+		// The client refuses a fetch limit above what it reads of one
+		// response (100 MiB by default, 1 GiB at most): follow a larger
+		// fetch_max_bytes (validated up to 1 GiB).
+		kgo.BrokerMaxReadBytes(max(100<<20, p.cfg.FetchMaxBytes)),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.RequireStableFetchOffsets(),
 		kgo.TransactionalID(p.cfg.TransactionalID),

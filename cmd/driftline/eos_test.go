@@ -144,11 +144,55 @@ func produceInTransactions(t *testing.T, addr string, recs []*kgo.Record, d time
 // is well defined. Input alignment is off: it pauses a topic ahead of a
 // lagging one, so a fetch would leave that topic out (it bounds memory
 // under a flood: features/flood_test.go).
+//
+// The fetch limit is 512 MiB, so a partition's share (1/32: 16 MiB) holds all
+// of any input partition (checkFetchCoversStream). At 64 MiB (2 MiB a
+// partition) a restart under load, with a large backlog, once fetched a
+// partition's clickstream only in part and its cart events whole: 769 cart
+// events were handled before clicks of their session that preceded them.
 const orderedStageConfig = `features:
-  fetch_max_bytes: 67108864
+  fetch_max_bytes: 536870912
   max_batch_records: 1000000
   max_input_skew: -1s
 `
+
+// orderedFetchMaxBytes is orderedStageConfig's fetch_max_bytes.
+const orderedFetchMaxBytes = 512 << 20
+
+// checkFetchCoversStream fails the test when one fetch under
+// orderedStageConfig could not hold a whole input partition of recs, or all
+// of them: the tests' ordering premise (whole stretches per poll) would not
+// hold once a backlog grew that large.
+func checkFetchCoversStream(t *testing.T, recs []*kgo.Record) {
+	t.Helper()
+	type tp struct {
+		topic string
+		part  int32
+	}
+	// Keyed records go where Kafka's partitioner (murmur2 of the key) puts
+	// them, over the embedded broker's 8 partitions.
+	part := kgo.StickyKeyPartitioner(nil)
+	per, total := map[tp]int{}, 0
+	for _, r := range recs {
+		n := len(r.Key) + len(r.Value) + 64 // a record's bytes in a batch, generously
+		per[tp{r.Topic, int32(part.ForTopic(r.Topic).Partition(r, 8))}] += n
+		total += n
+	}
+	largest := 0
+	for _, n := range per {
+		largest = max(largest, n)
+	}
+	t.Logf("stream: %d bytes, the largest input partition %d (a fetch's partition share %d)", total, largest, orderedFetchMaxBytes/32)
+	share := orderedFetchMaxBytes / 32
+	for k, n := range per {
+		if n >= share {
+			t.Fatalf("%s partition %d holds %d bytes of the stream, more than a partition's share of one fetch (%d): raise fetch_max_bytes", k.topic, k.part, n, share)
+		}
+	}
+	if total >= orderedFetchMaxBytes {
+		t.Fatalf("the stream is %d bytes, more than one fetch (%d): raise fetch_max_bytes", total, orderedFetchMaxBytes)
+	}
+}
 
 // runOutput is what the stage wrote for cart events, by event id.
 type runOutput struct {
@@ -452,6 +496,7 @@ func TestKillNineExactlyOnce(t *testing.T) {
 	defer cl.Close()
 	seedRegistry(t, cl)
 	recs, carts := storefrontStream(t, 11, 90*time.Minute)
+	checkFetchCoversStream(t, recs)
 	if carts < 1000 {
 		t.Fatalf("only %d cart events: the stream is too short", carts)
 	}
@@ -501,6 +546,7 @@ func TestScaleOutMovesPartitionsAndState(t *testing.T) {
 	defer cl.Close()
 	seedRegistry(t, cl)
 	recs, carts := storefrontStream(t, 12, 60*time.Minute)
+	checkFetchCoversStream(t, recs)
 	preds := tailPredictions(t, addr)
 	cfg := stageConfig(t)
 
