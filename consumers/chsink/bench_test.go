@@ -108,7 +108,7 @@ func measureSink(b *testing.B, f *fixture, dsn, db string, n int) time.Duration 
 		b.Fatal(err)
 	}
 	// Tables exist before the clock starts, as for the baseline.
-	if err := ApplyDDL(context.Background(), chtest.Conn(b, dsn), db); err != nil {
+	if _, err := ApplyDDL(context.Background(), chtest.Conn(b, dsn), db); err != nil {
 		b.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -141,7 +141,7 @@ func measureSink(b *testing.B, f *fixture, dsn, db string, n int) time.Duration 
 // baseline is the plain clickhouse-go path: read every record, decode with
 // encoding/json, Append row by row, Send every 100k rows per table.
 func baseline(b *testing.B, f *fixture, conn driver.Conn, db string, n int) time.Duration {
-	if err := ApplyDDL(context.Background(), conn, db); err != nil {
+	if _, err := ApplyDDL(context.Background(), conn, db); err != nil {
 		b.Fatal(err)
 	}
 	tp := f.kafka.Topics
@@ -248,7 +248,7 @@ func baseline(b *testing.B, f *fixture, conn driver.Conn, db string, n int) time
 // fills the columns named like JSON fields; the sink's extras (epoch-ms,
 // Kafka coordinates) stay at their defaults.
 func measureSinker(b *testing.B, bin string, f *fixture, dsn string, conn driver.Conn, db string, n int) time.Duration {
-	if err := ApplyDDL(context.Background(), conn, db); err != nil {
+	if _, err := ApplyDDL(context.Background(), conn, db); err != nil {
 		b.Fatal(err)
 	}
 	u, err := url.Parse(dsn)

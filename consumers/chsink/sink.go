@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -570,7 +571,10 @@ func (s *Sink) connect(ctx context.Context) error {
 	s.conn = conn
 	backoff := s.cfg.MinBackoff
 	for attempt := 1; ; attempt++ {
-		err := ApplyDDL(ctx, conn, s.cfg.Database)
+		added, err := ApplyDDL(ctx, conn, s.cfg.Database)
+		if len(added) > 0 {
+			s.log.Warn("added columns that existing ClickHouse tables lacked (rows written before read the type's default)", "database", s.cfg.Database, "columns", added)
+		}
 		if err == nil {
 			return nil
 		}
@@ -590,18 +594,83 @@ func (s *Sink) connect(ctx context.Context) error {
 }
 
 // ApplyDDL creates the database and every table of schemas/clickhouse that
-// is missing. It is idempotent.
-func ApplyDDL(ctx context.Context, conn driver.Conn, database string) error {
+// is missing, then adds the columns an existing table lacks
+// (AddMissingColumns) and returns those. It is idempotent.
+func ApplyDDL(ctx context.Context, conn driver.Conn, database string) ([]string, error) {
 	for _, stmt := range schemas.ClickHouseDDL(database) {
 		qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		err := conn.Exec(qctx, stmt)
 		cancel()
 		if err != nil {
 			head, _, _ := strings.Cut(stmt, "(")
-			return fmt.Errorf("cannot apply DDL %q: %w", strings.TrimSpace(head), err)
+			return nil, fmt.Errorf("cannot apply DDL %q: %w", strings.TrimSpace(head), err)
 		}
 	}
-	return nil
+	return AddMissingColumns(ctx, conn, database)
+}
+
+// AddMissingColumns adds to the sink's tables the columns of
+// schemas/clickhouse they lack and returns them as "table.column": a table
+// created by an older build keeps its columns (CREATE TABLE IF NOT EXISTS
+// leaves it alone), and the sink's inserts name every column of the DDL, so
+// without this an upgrade that adds a record field would stop the sink.
+// Each column goes after its predecessor in the DDL; rows written before
+// read the type's default (0, ”, 1970-01-01). Columns are never dropped or
+// retyped: a column the DDL no longer has stays, a changed type is left to
+// the operator (docs/clickhouse.md).
+func AddMissingColumns(ctx context.Context, conn driver.Conn, database string) ([]string, error) {
+	tables := schemas.ClickHouseTables()
+	var added []string
+	for _, name := range slices.Sorted(maps.Keys(tables)) {
+		have, err := tableColumns(ctx, conn, database, name)
+		if err != nil {
+			return added, err
+		}
+		cols := tables[name]
+		for i, c := range cols {
+			if have[c.Name] {
+				continue
+			}
+			stmt := fmt.Sprintf("ALTER TABLE %s.%s ADD COLUMN `%s` %s", database, name, c.Name, c.Type)
+			if i > 0 {
+				stmt += fmt.Sprintf(" AFTER `%s`", cols[i-1].Name)
+			}
+			qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			err := conn.Exec(qctx, stmt)
+			cancel()
+			if err != nil {
+				return added, fmt.Errorf("cannot add column %s.%s to an existing table: %w", name, c.Name, err)
+			}
+			added = append(added, name+"."+c.Name)
+		}
+	}
+	return added, nil
+}
+
+// tableColumns returns the names of a table's columns.
+func tableColumns(ctx context.Context, conn driver.Conn, database, table string) (map[string]bool, error) {
+	qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	rows, err := conn.Query(qctx, "SELECT name FROM system.columns WHERE database = ? AND table = ?", database, table)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the columns of %s.%s: %w", database, table, err)
+	}
+	defer rows.Close()
+	have := map[string]bool{}
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, fmt.Errorf("cannot read the columns of %s.%s: %w", database, table, err)
+		}
+		have[n] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("cannot read the columns of %s.%s: %w", database, table, err)
+	}
+	if len(have) == 0 {
+		return nil, fmt.Errorf("cannot read the columns of %s.%s: the table has none (not created?)", database, table)
+	}
+	return have, nil
 }
 
 // Lag is the sink group's total lag over every topic it reads: records
