@@ -72,6 +72,16 @@ func (p *Processor) publishWindow(part int32, eng *window.Engine, r window.Resul
 		Events:    r.Events,
 		Watermark: time.UnixMilli(eng.Watermark()).UTC(), InputPartition: int(part),
 	}
+	if r.Entity == window.Session {
+		// The session's segments, while the stage holds the session: a
+		// gap plus the horizon past its last event (a session-keyed
+		// window closing later than that goes without).
+		if ps := p.parts[part]; ps != nil {
+			if s := ps.sessions.get(r.Key); s != nil {
+				rec.Segments = *ps.segs(s)
+			}
+		}
+	}
 	err := p.outw.window(w.topic, rec)
 	*rec = schemas.WindowResult{} // holds no engine key once the record is encoded
 	if err != nil {

@@ -180,6 +180,16 @@ func TestWindowResultsArePublishedExactlyOnce(t *testing.T) {
 		}
 	}
 	sortWindows(want)
+	// A session's segments are those of its first event the stage took.
+	sessionSegments := map[string]schemas.Segments{}
+	for i, x := range readGolden[struct {
+		Late bool `json:"late"`
+	}](t, "expected.jsonl") {
+		e := gevs[i]
+		if _, ok := sessionSegments[e.SessionID]; !ok && !x.Late {
+			sessionSegments[e.SessionID] = schemas.Segments{Device: e.Device, Country: e.Country, Referrer: e.Referrer}
+		}
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -332,6 +342,7 @@ func TestWindowResultsArePublishedExactlyOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	kindOf := map[string]string{}
+	withSegments := 0
 	var got []goldenWindow
 	for _, r := range committed {
 		var w schemas.WindowResult
@@ -352,6 +363,12 @@ func TestWindowResultsArePublishedExactlyOnce(t *testing.T) {
 		if f.Name != w.Feature || w.Kind != f.Window.Kind || w.Aggregation != f.Aggregation {
 			t.Fatalf("window record %s: the definition of %s says kind %s, aggregation %s", r.Value, f.Name, f.Window.Kind, f.Aggregation)
 		}
+		if want := sessionSegments[w.Key]; w.Entity == "session" && w.Segments != want || w.Entity == "user" && w.Segments != (schemas.Segments{}) {
+			t.Fatalf("window record %s: segments %+v, want %+v (a session's first event's; none for a user)", r.Value, w.Segments, want)
+		}
+		if w.Entity == "session" && w.Segments.Device != "" {
+			withSegments++
+		}
 		kindOf[w.Feature] = w.Kind
 		got = append(got, goldenWindow{Feature: w.Feature, Key: w.Key, Start: w.Window.From.UnixMilli(), End: w.Window.To.UnixMilli(), Events: w.Events, Value: w.Value})
 	}
@@ -367,6 +384,9 @@ func TestWindowResultsArePublishedExactlyOnce(t *testing.T) {
 			t.Fatalf("window %d: published %+v, golden %+v", i, g, w)
 		}
 		kinds[kindOf[g.Feature]] = true
+	}
+	if withSegments == 0 {
+		t.Error("no session window carried segments: the check above proves nothing")
 	}
 	if !kinds[schemas.WindowTumbling] || !kinds[schemas.WindowHopping] || !kinds[schemas.WindowSession] {
 		t.Errorf("published window kinds %v: want tumbling, hopping and session", kinds)

@@ -36,6 +36,12 @@ type WindowResult struct {
 	// Entity is user or session; Key is its user_id or session_id.
 	Entity string `json:"entity"`
 	Key    string `json:"key"`
+	// Segments are the session's (device, country, referrer, from its
+	// first event) in a window of a session; absent in a user's window,
+	// whose sessions may differ, and in a session's window that closes
+	// after the stage dropped the session (a gap plus the label horizon
+	// past its last event).
+	Segments
 	// Window is [From, To): tumbling and hopping windows are aligned to
 	// their size and hop; a session window runs from its first event to its
 	// last event plus the gap.

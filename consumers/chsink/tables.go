@@ -247,6 +247,7 @@ func (r *labelRows) add(l *schemas.Label, rec *kgo.Record, now time.Time) {
 type windowRows struct {
 	*table
 	definitions, model, feature, aggregation, kind, entity, key *col[string]
+	seg                                                         segmentCols
 	windowFrom, windowTo, watermark                             *timeCol
 	value                                                       *col[float64]
 	events, inputPartition                                      *col[uint32]
@@ -258,6 +259,7 @@ func newWindowRows() *windowRows {
 	r := &windowRows{table: t}
 	r.definitions, r.model, r.feature = t.str("definitions"), t.str("model"), t.str("feature")
 	r.aggregation, r.kind, r.entity, r.key = t.str("aggregation"), t.str("kind"), t.str("entity"), t.str("key")
+	r.seg = t.segments()
 	r.windowFrom, r.windowTo = t.time("window_from"), t.time("window_to")
 	r.value, r.events = t.f64("value"), t.u32("events")
 	r.watermark = t.time("watermark")
@@ -274,6 +276,7 @@ func (r *windowRows) add(w *schemas.WindowResult, rec *kgo.Record, now time.Time
 	r.kind.add(w.Kind)
 	r.entity.add(w.Entity)
 	r.key.add(w.Key)
+	r.seg.add(w.Segments)
 	r.windowFrom.add(w.Window.From)
 	r.windowTo.add(w.Window.To)
 	r.value.add(finite(w.Value))

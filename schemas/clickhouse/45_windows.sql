@@ -1,6 +1,7 @@
 -- Window results (schemas.WindowResult), one row per closed tumbling,
 -- hopping or session window of one feature for one user or session, from
--- driftline.windows. The sorting key is the window's identity (its Kafka
+-- driftline.windows; session windows carry their session's segments (empty
+-- in user windows). The sorting key is the window's identity (its Kafka
 -- key), so a row the sink wrote twice (redelivery) collapses to one; queries
 -- read FINAL. Sorted by what analysts filter on first: definitions, feature,
 -- entity, key, then the window.
@@ -12,6 +13,9 @@ CREATE TABLE IF NOT EXISTS {database}.windows (
     kind String,
     entity String,
     `key` String,
+    device String,
+    country String,
+    referrer String,
     window_from DateTime,
     window_from_ms UInt64,
     window_to DateTime,
