@@ -439,8 +439,7 @@ func decodeSession(value []byte) (*restoredSession, error) {
 	s := &restoredSession{userID: r.str()}
 	s.segments = schemas.Segments{Device: r.str(), Country: r.str(), Referrer: r.str()}
 	s.lastMillis = r.varint()
-	n := r.count()
-	for range n {
+	for range r.count() {
 		s.purchases = append(s.purchases, r.varint())
 	}
 	return s, r.err

@@ -1,6 +1,7 @@
 package features
 
 import (
+	"container/heap"
 	"encoding/binary"
 	"hash/maphash"
 	"iter"
@@ -160,66 +161,51 @@ func (p *partState) values(pl *pendingLabel) []float64 {
 // pendingQueue is a min-heap of pending labels by event time (their
 // indices in the label slab: 4 bytes an entry), so one far-future event
 // never holds back the expiry of the others. Entries labelled positive stay
-// until their horizon passes (lazy deletion). Its operations are
-// container/heap's, on int32s: an interface{} of an index would allocate.
+// until their horizon passes (lazy deletion). It is ordered by
+// container/heap through queueHeap; pushes and pops go through heap.Init
+// and heap.Fix, since heap.Push and heap.Pop would pass each index in an
+// interface{}, an allocation per label.
 type pendingQueue []int32
 
-func (p *partState) queueLess(i, j int) bool {
-	return p.labelSlab.at(p.queue[i]).atMs < p.labelSlab.at(p.queue[j]).atMs
-}
+// queueHeap is the partition's queue as a heap.Interface (one pointer: no
+// allocation to pass it).
+type queueHeap struct{ p *partState }
 
-func (p *partState) queueUp(j int) {
-	for {
-		i := (j - 1) / 2 // parent
-		if i == j || !p.queueLess(j, i) {
-			break
-		}
-		p.queue[i], p.queue[j] = p.queue[j], p.queue[i]
-		j = i
-	}
+func (h queueHeap) Len() int { return len(h.p.queue) }
+func (h queueHeap) Less(i, j int) bool {
+	return h.p.labelSlab.at(h.p.queue[i]).atMs < h.p.labelSlab.at(h.p.queue[j]).atMs
 }
-
-func (p *partState) queueDown(i, n int) {
-	for {
-		j1 := 2*i + 1
-		if j1 >= n || j1 < 0 {
-			break
-		}
-		j := j1
-		if j2 := j1 + 1; j2 < n && p.queueLess(j2, j1) {
-			j = j2
-		}
-		if !p.queueLess(j, i) {
-			break
-		}
-		p.queue[i], p.queue[j] = p.queue[j], p.queue[i]
-		i = j
-	}
+func (h queueHeap) Swap(i, j int) { h.p.queue[i], h.p.queue[j] = h.p.queue[j], h.p.queue[i] }
+func (h queueHeap) Push(x any)    { h.p.queue = append(h.p.queue, x.(int32)) }
+func (h queueHeap) Pop() any {
+	n := len(h.p.queue) - 1
+	x := h.p.queue[n]
+	h.p.queue = h.p.queue[:n]
+	return x
 }
 
 // queueInit orders a queue appended to without queuePush.
-func (p *partState) queueInit() {
-	n := len(p.queue)
-	for i := n/2 - 1; i >= 0; i-- {
-		p.queueDown(i, n)
-	}
-}
+func (p *partState) queueInit() { heap.Init(queueHeap{p}) }
 
 func (p *partState) queuePush(pl *pendingLabel) {
 	p.queue = append(p.queue, pl.idx)
-	p.queueUp(len(p.queue) - 1)
+	heap.Fix(queueHeap{p}, len(p.queue)-1)
 }
 
 // queueFirst is the queued label of the earliest event time; the queue
 // must not be empty.
 func (p *partState) queueFirst() *pendingLabel { return p.labelSlab.at(p.queue[0]) }
 
+// queuePop removes and returns the first label: heap.Pop's steps (swap the
+// root to the end, restore the heap above it) without its interface{}.
 func (p *partState) queuePop() *pendingLabel {
 	n := len(p.queue) - 1
-	p.queue[0], p.queue[n] = p.queue[n], p.queue[0]
-	p.queueDown(0, n)
-	pl := p.labelSlab.at(p.queue[n])
+	pl := p.labelSlab.at(p.queue[0])
+	p.queue[0] = p.queue[n]
 	p.queue = p.queue[:n]
+	if n > 0 {
+		heap.Fix(queueHeap{p}, 0)
+	}
 	return pl
 }
 
@@ -256,7 +242,7 @@ type partState struct {
 	// variable bytes (event id, values) from an arena; once resolved (or
 	// dropped) and tombstoned they go to free lists, so a steady stream
 	// allocates nothing per event.
-	labelSlab    labelSlab
+	labelSlab    slab[pendingLabel]
 	labels       labelArena
 	freeLabels   []int32 // label slab indices
 	freeSessions []*session
@@ -265,29 +251,29 @@ type partState struct {
 	sv           sessionRecord // and of a session
 }
 
-// labelSlab holds a partition's pending labels in chunks of slabChunk
-// (one allocation per chunk, never moved, no size-class rounding),
-// addressed by index: the links between labels (a session's list, the
-// queue, the free list) are 4-byte indices, not 8-byte pointers.
-type labelSlab struct {
-	chunks [][]pendingLabel
-	used   int32 // labels ever handed out
+// slab holds a partition's sessions or pending labels in chunks of
+// slabChunk (one allocation per chunk, never moved, no size-class
+// rounding), addressed by index: links to them (the sessions index, a
+// session's list of labels, the label queue, the free list) are 4-byte
+// indices, not 8-byte pointers.
+type slab[T any] struct {
+	chunks [][]T
+	used   int32 // values ever handed out
 }
 
 const slabChunk = 256
 
-func (s *labelSlab) next() *pendingLabel {
+// next hands out an unused value (zero) and its index.
+func (s *slab[T]) next() (int32, *T) {
 	i := s.used
 	s.used++
 	if int(i/slabChunk) == len(s.chunks) {
-		s.chunks = append(s.chunks, make([]pendingLabel, slabChunk))
+		s.chunks = append(s.chunks, make([]T, slabChunk))
 	}
-	pl := s.at(i)
-	pl.idx = i
-	return pl
+	return i, s.at(i)
 }
 
-func (s *labelSlab) at(i int32) *pendingLabel { return &s.chunks[i/slabChunk][i%slabChunk] }
+func (s *slab[T]) at(i int32) *T { return &s.chunks[i/slabChunk][i%slabChunk] }
 
 // newSession returns an empty session, reusing a dropped one (and its
 // purchases array) when there is one.
@@ -310,7 +296,9 @@ func (p *partState) newPendingLabel(s *session, eventID string, ms int64, values
 		pl = p.labelSlab.at(p.freeLabels[n-1])
 		p.freeLabels = p.freeLabels[:n-1]
 	} else {
-		pl = p.labelSlab.next()
+		var i int32
+		i, pl = p.labelSlab.next()
+		pl.idx = i
 	}
 	pl.sess, pl.atMs = s.slot, ms
 	n := len(eventID) + valuesSize(values)
@@ -706,8 +694,7 @@ type sessionIndex struct {
 	shift   uint     // slot bits; widened as the slab outgrows them
 	entries []uint32 // 0: empty
 	n       int
-	chunks  [][]session
-	used    int32 // slots ever handed out (next)
+	slab    slab[session]
 }
 
 func newSessionIndex() sessionIndex {
@@ -717,17 +704,12 @@ func newSessionIndex() sessionIndex {
 // next hands out a new slot's session (empty); the caller fills it and
 // puts it.
 func (x *sessionIndex) next() *session {
-	sl := x.used
-	x.used++
-	if int(sl/slabChunk) == len(x.chunks) {
-		x.chunks = append(x.chunks, make([]session, slabChunk))
-	}
-	s := x.at(sl)
+	sl, s := x.slab.next()
 	s.slot = sl
 	return s
 }
 
-func (x *sessionIndex) at(sl int32) *session { return &x.chunks[sl/slabChunk][sl%slabChunk] }
+func (x *sessionIndex) at(sl int32) *session { return x.slab.at(sl) }
 
 func (x *sessionIndex) hash(id string) uint32 { return uint32(maphash.String(x.seed, id)) }
 
@@ -829,7 +811,7 @@ func (x *sessionIndex) del(id string) {
 // while iterating.
 func (x *sessionIndex) all() iter.Seq2[string, *session] {
 	return func(yield func(string, *session) bool) {
-		for sl := range x.used {
+		for sl := range x.slab.used {
 			s := x.at(sl)
 			if s.idLen == 0 || s.flags&flagDeleted != 0 {
 				continue // free, or dropped and awaiting its tombstone

@@ -146,8 +146,8 @@ func TestSessionIndex(t *testing.T) {
 	if seen != len(want) {
 		t.Errorf("all() yields %d sessions, want %d", seen, len(want))
 	}
-	if int(ps.sessions.used) > 20_000+len(ps.freeSessions) {
-		t.Errorf("%d slots used for at most 20,000 live sessions (%d free): released sessions are not reused", ps.sessions.used, len(ps.freeSessions))
+	if int(ps.sessions.slab.used) > 20_000+len(ps.freeSessions) {
+		t.Errorf("%d slots used for at most 20,000 live sessions (%d free): released sessions are not reused", ps.sessions.slab.used, len(ps.freeSessions))
 	}
 }
 
